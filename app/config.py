@@ -1,0 +1,221 @@
+"""Typed settings, read once at start-up from the environment (and a `.env` file).
+
+Nothing else in the code reads `os.environ`: the CLI and the server call
+`load_settings()` once and pass the frozen result down.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+SECRET_KEY_FILE_SUFFIX = ".secret"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = "sqlite://./groundstation.db"
+    redis_url: str | None = None
+    secret_key: str | None = None
+    encryption_keys: tuple[str, ...] = ()
+    issuer: str = "groundstation"
+    host: str = "127.0.0.1"
+    port: int = 3000
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    metrics_token: str | None = None
+    debug: bool = False
+    log_level: str = "INFO"
+
+    # Satellite cadence and liveness
+    heartbeat_interval: int = 30
+    offline_threshold: int = 90
+    # Commands
+    command_lease_seconds: int = 300
+    command_expiry_seconds: int = 300
+    command_max_attempts: int = 3
+    long_poll_max_seconds: int = 30
+    # Retention (by count and by age)
+    heartbeat_history_per_satellite: int = 1000
+    heartbeat_retention_days: int = 30
+    event_retention_per_satellite: int = 10_000
+    event_retention_days: int = 30
+    audit_retention_days: int = 365
+    process_retention_days: int = 7
+    command_retention_days: int = 30
+    # Request limits
+    max_body_bytes: int = 1024 * 1024
+    max_event_body_bytes: int = 8 * 1024 * 1024
+    # Authentication
+    auth_failure_limit: int = 30
+    auth_failure_window_seconds: int = 60
+    key_cache_ttl_seconds: int = 3600
+    key_cache_negative_ttl_seconds: int = 30
+    key_verify_concurrency: int = 2
+    # Per-satellite token buckets (requests per second, burst)
+    poll_rate_per_second: float = 1.0
+    poll_burst: int = 30
+    events_rate_per_second: float = 1.0
+    events_burst: int = 20
+    # Internal cadence
+    flush_interval_seconds: float = 1.0
+    flush_buffer_limit: int = 100_000
+    state_refresh_seconds: float = 1.0
+    jobs_interval_seconds: float = 5.0
+    retention_interval_seconds: float = 3600.0
+    shutdown_timeout_seconds: float = 10.0
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite://")
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        raw = self.database_url.removeprefix("sqlite://").split("?", 1)[0]
+        return None if raw in ("", ":memory:") else Path(raw)
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected a boolean, got {raw!r}")
+
+
+def _parse_list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _parse_networks(raw: str) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(item, strict=False) for item in _parse_list(raw))
+
+
+# Variables named by design.md keep their bare names; the rest are prefixed.
+_ENV_NAMES: dict[str, str] = {
+    "database_url": "DATABASE_URL",
+    "redis_url": "REDIS_URL",
+    "secret_key": "SECRET_KEY",
+    "encryption_keys": "ENCRYPTION_KEYS",
+    "issuer": "GROUNDSTATION_ISSUER",
+    "host": "GROUNDSTATION_HOST",
+    "port": "GROUNDSTATION_PORT",
+    "trusted_proxies": "TRUSTED_PROXIES",
+    "allowed_origins": "ALLOWED_ORIGINS",
+    "cors_origins": "CORS_ORIGINS",
+    "metrics_token": "METRICS_TOKEN",
+}
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "encryption_keys": _parse_list,
+    "trusted_proxies": _parse_networks,
+    "allowed_origins": _parse_list,
+    "cors_origins": _parse_list,
+}
+
+
+def env_name(field_name: str) -> str:
+    return _ENV_NAMES.get(field_name, f"GROUNDSTATION_{field_name.upper()}")
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or "=" not in stripped:
+            continue
+        key, _, value = stripped.partition("=")
+        values[key.strip().removeprefix("export ").strip()] = value.strip().strip("'\"")
+    return values
+
+
+def _convert(name: str, annotation: str, raw: str) -> Any:
+    if name in _PARSERS:
+        return _PARSERS[name](raw)
+    if annotation == "bool":
+        return _parse_bool(raw)
+    if annotation == "int":
+        return int(raw)
+    if annotation == "float":
+        return float(raw)
+    if annotation == "str | None":
+        return raw or None
+    return raw
+
+
+def settings_from_mapping(env: Mapping[str, str]) -> Settings:
+    """Build settings from a mapping of environment variables (no secret resolution)."""
+    values: dict[str, Any] = {}
+    for spec in fields(Settings):
+        raw = env.get(env_name(spec.name))
+        if raw is None:
+            continue
+        try:
+            values[spec.name] = _convert(spec.name, str(spec.type), raw)
+        except ValueError as exc:
+            raise SettingsError(f"{env_name(spec.name)}: {exc}") from exc
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    if not (
+        settings.database_url.startswith("sqlite://")
+        or settings.database_url.startswith(("postgres://", "postgresql://"))
+    ):
+        raise SettingsError("DATABASE_URL must start with sqlite:// or postgres://")
+    if settings.heartbeat_interval < 1 or settings.offline_threshold < settings.heartbeat_interval:
+        raise SettingsError(
+            "GROUNDSTATION_OFFLINE_THRESHOLD must be at least GROUNDSTATION_HEARTBEAT_INTERVAL"
+        )
+    if settings.secret_key is not None and len(settings.secret_key) < 32:
+        raise SettingsError("SECRET_KEY must be at least 32 characters")
+
+
+def resolve_secret_key(settings: Settings) -> Settings:
+    """Fill in SECRET_KEY: explicit, else (SQLite only) a generated 0600 file beside the database."""
+    if settings.secret_key:
+        return settings
+    path = settings.sqlite_path
+    if path is None:
+        if settings.is_sqlite:  # in-memory database: a process-lifetime key is all it can keep
+            return replace(settings, secret_key=secrets.token_urlsafe(48))
+        raise SettingsError("SECRET_KEY must be set when DATABASE_URL is not SQLite")
+    key_file = path.with_name(path.name + SECRET_KEY_FILE_SUFFIX)
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return replace(settings, secret_key=key_file.read_text(encoding="utf-8").strip())
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")
+) -> Settings:
+    """Read settings once: `.env` first, the real environment wins."""
+    merged: dict[str, str] = _read_dotenv(dotenv) if dotenv is not None else {}
+    merged.update(os.environ if environ is None else environ)
+    return resolve_secret_key(settings_from_mapping(merged))
+
+
+__all__ = ["Settings", "SettingsError", "env_name", "load_settings", "resolve_secret_key"]
