@@ -192,7 +192,7 @@ def _validate(settings: Settings) -> None:
 
 
 def resolve_secret_key(settings: Settings) -> Settings:
-    """Fill in SECRET_KEY: explicit, else (SQLite only) a generated 0600 file beside the database."""
+    """Fill in SECRET_KEY: explicit, else (SQLite) a generated 0600 file beside the database."""
     if settings.secret_key:
         return settings
     path = settings.sqlite_path

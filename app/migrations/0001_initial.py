@@ -125,6 +125,7 @@ class Migration(migrations.Migration):
                 ('api_key_id', fields.CharField(null=True, unique=True, max_length=16)),
                 ('api_key_hash', fields.CharField(null=True, max_length=255)),
                 ('key_generation', fields.IntField(default=1)),
+                ('revision', fields.IntField(default=1)),
                 ('key_last_used_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('allowed_cidrs', fields.JSONField(default=list, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
                 ('labels', fields.JSONField(default=dict, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),

@@ -43,6 +43,9 @@ class Satellite(Model):
     api_key_id = fields.CharField(max_length=16, unique=True, null=True)
     api_key_hash = fields.CharField(max_length=255, null=True)
     key_generation = fields.IntField(default=1)
+    # Bumped by every administrative change (status, key, network, team), so each
+    # instance's in-memory copy can tell a newer row from one it already applied.
+    revision = fields.IntField(default=1)
     key_last_used_at = fields.DatetimeField(null=True)
     allowed_cidrs: Any = fields.JSONField(default=list)
     labels: Any = fields.JSONField(default=dict)

@@ -1,0 +1,1 @@
+"""Credentials: key derivation, satellite API keys, registration tokens, passwords."""

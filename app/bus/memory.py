@@ -1,0 +1,85 @@
+"""In-process asyncio fan-out: one bounded queue per subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable
+
+from app.bus.base import DROPPED, Message
+
+_Item = tuple[str, Message]
+
+
+class _Subscriber:
+    __slots__ = ("queue", "dropped")
+
+    def __init__(self, size: int) -> None:
+        self.queue: asyncio.Queue[_Item | None] = asyncio.Queue(maxsize=size)
+        self.dropped = False
+
+
+class InProcessBus:
+    def __init__(self, queue_size: int = 1000) -> None:
+        self._queue_size = queue_size
+        self._subscribers: defaultdict[str, set[_Subscriber]] = defaultdict(set)
+
+    @property
+    def connected(self) -> bool:
+        return True
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        for subscribers in list(self._subscribers.values()):
+            for subscriber in list(subscribers):
+                self._end(subscriber)
+        self._subscribers.clear()
+
+    def subscriber_count(self) -> int:
+        return len({id(s) for group in self._subscribers.values() for s in group})
+
+    async def publish(self, channel: str, message: Message) -> None:
+        self.publish_nowait(channel, message)
+
+    def publish_nowait(self, channel: str, message: Message) -> None:
+        for subscriber in list(self._subscribers.get(channel, ())):
+            if subscriber.dropped:
+                continue
+            try:
+                subscriber.queue.put_nowait((channel, message))
+            except asyncio.QueueFull:
+                self._drop(subscriber)
+
+    def _drop(self, subscriber: _Subscriber) -> None:
+        subscriber.dropped = True
+        # Make room for the final message, then the end marker.
+        while subscriber.queue.qsize() > max(0, self._queue_size - 2):
+            subscriber.queue.get_nowait()
+        subscriber.queue.put_nowait(("", DROPPED))
+        subscriber.queue.put_nowait(None)
+
+    def _end(self, subscriber: _Subscriber) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            subscriber.queue.put_nowait(None)
+
+    async def subscribe(self, channels: Iterable[str]) -> AsyncIterator[_Item]:
+        names = list(channels)
+        subscriber = _Subscriber(self._queue_size)
+        for name in names:
+            self._subscribers[name].add(subscriber)
+        try:
+            while True:
+                item = await subscriber.queue.get()
+                if item is None:
+                    return
+                yield item
+        finally:
+            for name in names:
+                group = self._subscribers.get(name)
+                if group is not None:
+                    group.discard(subscriber)
+                    if not group:
+                        del self._subscribers[name]

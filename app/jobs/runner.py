@@ -1,0 +1,47 @@
+"""Periodic jobs, each idempotent, run inside the server.
+
+Each job module exposes `async def run_once(rt) -> None`; this runner calls the
+registered jobs on their intervals and logs (never propagates) their failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from app.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[Runtime], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledJob:
+    name: str
+    run_once: Job
+    interval: Callable[[Runtime], float]
+
+
+def scheduled_jobs() -> list[ScheduledJob]:
+    """The server's jobs. Each job module registers itself here (one line)."""
+    return []
+
+
+async def run_periodically(rt: Runtime, job: ScheduledJob) -> None:
+    while not rt.shutting_down.is_set():
+        try:
+            await job.run_once(rt)
+        except Exception:
+            log.exception("job failed", extra={"op": job.name})
+        try:
+            await asyncio.wait_for(rt.shutting_down.wait(), timeout=job.interval(rt))
+        except TimeoutError:
+            continue
+
+
+def start_jobs(rt: Runtime) -> None:
+    for job in scheduled_jobs():
+        rt.tasks.start(run_periodically(rt, job), name=f"job:{job.name}")

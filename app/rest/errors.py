@@ -1,0 +1,61 @@
+"""The one mapping from domain errors to HTTP (protocol.md §1 error bodies)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from app.errors import AppError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None
+                  ) -> web.Response:
+    return web.Response(
+        body=json.dumps(payload, separators=(",", ":")).encode(),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def error_response(error: AppError) -> web.Response:
+    body: dict[str, Any] = {"success": False, "error": error.code, "message": error.message}
+    if error.details:
+        body["details"] = error.details
+    return json_response(body, status=error.status, headers=error.headers)
+
+
+_HTTP_CODES = {
+    404: ("not_found", "No route matches this path"),
+    405: ("method_not_allowed", "This method is not allowed on this path"),
+    413: ("validation_failed: body too large", "Request body too large"),
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except AppError as error:
+        return error_response(error)
+    except web.HTTPException as http_error:
+        if http_error.status in _HTTP_CODES and http_error.content_type != "application/json":
+            code, message = _HTTP_CODES[http_error.status]
+            return json_response(
+                {"success": False, "error": code, "message": message}, status=http_error.status
+            )
+        raise
+    except Exception:
+        log.exception("unhandled error", extra={"op": "http", "path": request.path})
+        return json_response(
+            {"success": False, "error": "internal_error", "message": "Internal server error"},
+            status=500,
+        )

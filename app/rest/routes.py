@@ -1,0 +1,20 @@
+"""Every REST route, registered in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from app.rest import commands, config, heartbeat, operations, registration
+
+SATELLITE = "/api/satellites/{satellite_id}"
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/health", operations.health)
+    app.router.add_get("/metrics", operations.metrics)
+    app.router.add_get("/api/satellites/register/status", operations.registration_status)
+    app.router.add_post("/api/satellites/register", registration.register)
+    app.router.add_post(f"{SATELLITE}/heartbeat", heartbeat.heartbeat)
+    app.router.add_get(f"{SATELLITE}/commands", commands.poll)
+    app.router.add_post(f"{SATELLITE}/command-result", commands.command_result)
+    app.router.add_get(f"{SATELLITE}/config", config.satellite_config)

@@ -1,0 +1,228 @@
+"""Satellite API-key authentication (protocol.md §5).
+
+Look the key up by the key id it carries, verify it once with Argon2id in a
+thread (under a small semaphore), then cache the success keyed by a keyed
+digest of the presented key, with a sliding lifetime. Failures are cached
+briefly. Every cache hit is checked against the satellite's current key
+generation in the in-memory fleet, so a rotated key stops working as soon as
+this instance knows about the rotation (at once through the bus; within one
+refresh interval for changes made by another process such as the CLI).
+
+Repeated failures from one address are rate limited (API keys and
+registration tokens together); keys already verified keep working from that
+address (fleets share NAT addresses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NoReturn
+
+from app.auth.api_keys import parse_api_key, verify_api_key
+from app.config import Settings
+from app.errors import RateLimited, Unauthenticated
+from app.models import Satellite
+from app.models.enums import SatelliteStatus
+from app.services.actors import anonymous_actor
+from app.services.audit import record_audit
+from app.services.fleet import SatelliteState
+
+if TYPE_CHECKING:
+    from app.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+_MAX_POSITIVE = 200_000
+_MAX_NEGATIVE = 20_000
+_MAX_TRACKED_ADDRESSES = 50_000
+
+
+@dataclass(slots=True)
+class _Verified:
+    satellite_id: str
+    key_generation: int
+    expires: float
+
+
+class VerifiedKeyCache:
+    def __init__(self, settings: Settings, digest_key: bytes) -> None:
+        self._ttl = float(settings.key_cache_ttl_seconds)
+        self._negative_ttl = float(settings.key_cache_negative_ttl_seconds)
+        self._digest_key = digest_key
+        self._verified: OrderedDict[bytes, _Verified] = OrderedDict()
+        self._failed: OrderedDict[bytes, float] = OrderedDict()
+        self._semaphore: asyncio.Semaphore | None = None
+        self._concurrency = settings.key_verify_concurrency
+
+    def digest(self, presented: str) -> bytes:
+        return hmac.new(self._digest_key, presented.encode(), hashlib.sha256).digest()
+
+    def verified(self, digest: bytes) -> _Verified | None:
+        entry = self._verified.get(digest)
+        if entry is None:
+            return None
+        now = time.monotonic()
+        if entry.expires < now:
+            del self._verified[digest]
+            return None
+        entry.expires = now + self._ttl  # sliding lifetime
+        return entry
+
+    def remember_success(self, digest: bytes, satellite_id: str, key_generation: int) -> None:
+        self._verified[digest] = _Verified(
+            satellite_id, key_generation, time.monotonic() + self._ttl
+        )
+        self._failed.pop(digest, None)
+        while len(self._verified) > _MAX_POSITIVE:
+            self._verified.popitem(last=False)
+
+    def recently_failed(self, digest: bytes) -> bool:
+        expires = self._failed.get(digest)
+        if expires is None:
+            return False
+        if expires < time.monotonic():
+            del self._failed[digest]
+            return False
+        return True
+
+    def remember_failure(self, digest: bytes) -> None:
+        self._failed[digest] = time.monotonic() + self._negative_ttl
+        while len(self._failed) > _MAX_NEGATIVE:
+            self._failed.popitem(last=False)
+
+    def forget(self, digest: bytes) -> None:
+        self._verified.pop(digest, None)
+
+    def evict_satellite(self, satellite_id: str) -> None:
+        for digest in [d for d, e in self._verified.items() if e.satellite_id == satellite_id]:
+            del self._verified[digest]
+
+    def clear(self) -> None:
+        self._verified.clear()
+        self._failed.clear()
+
+    async def verify(self, stored_hash: str, presented: str) -> bool:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self._concurrency)
+        async with self._semaphore:
+            return await asyncio.to_thread(verify_api_key, stored_hash, presented)
+
+
+@dataclass(slots=True)
+class _Window:
+    started: float
+    failures: int
+    reported: bool
+
+
+class AuthFailureLimiter:
+    """More than `auth_failure_limit` failures in a window → 429 for the rest of it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._limit = settings.auth_failure_limit
+        self._window = float(settings.auth_failure_window_seconds)
+        self._by_address: OrderedDict[str, _Window] = OrderedDict()
+
+    def _current(self, address: str) -> _Window | None:
+        window = self._by_address.get(address)
+        if window is not None and time.monotonic() - window.started >= self._window:
+            del self._by_address[address]
+            return None
+        return window
+
+    def retry_after(self, address: str) -> int | None:
+        """Seconds until this address may try again, or None when it is not blocked."""
+        window = self._current(address)
+        if window is None or window.failures <= self._limit:
+            return None
+        return max(1, int(window.started + self._window - time.monotonic() + 0.999))
+
+    def record_failure(self, address: str) -> bool:
+        """Count a failure; True exactly once per window, when the limit is first exceeded."""
+        window = self._current(address)
+        if window is None:
+            window = _Window(time.monotonic(), 0, False)
+            self._by_address[address] = window
+            while len(self._by_address) > _MAX_TRACKED_ADDRESSES:
+                self._by_address.popitem(last=False)
+        window.failures += 1
+        if window.failures > self._limit and not window.reported:
+            window.reported = True
+            return True
+        return False
+
+    def check(self, address: str) -> None:
+        retry = self.retry_after(address)
+        if retry is not None:
+            raise RateLimited(
+                "Too many failed authentications from this address; retry later",
+                retry_after=retry,
+            )
+
+
+async def note_auth_failure(
+    failures: AuthFailureLimiter, address: str, reason: str, details: dict[str, str | None]
+) -> None:
+    """Count a failed authentication; write a security event when it starts a burst."""
+    if failures.record_failure(address):
+        await record_audit(
+            "security.auth_failure_burst",
+            actor=anonymous_actor(address),
+            details={"reason": reason, **details},
+        )
+        log.warning("authentication failure burst", extra={"op": "auth", "address": address})
+
+
+async def authenticate_satellite(
+    rt: Runtime, authorization: str | None, address: str
+) -> SatelliteState:
+    """Resolve `Authorization: Bearer <api_key>` to the satellite's in-memory state.
+
+    Raises `Unauthenticated` (401 `unauthorized`) or `RateLimited` (429) for an
+    address with too many recent failures (cached keys keep working).
+    """
+    cache = rt.key_cache
+    presented = ""
+    if authorization is not None and authorization.startswith("Bearer "):
+        presented = authorization[len("Bearer "):].strip()
+    digest = cache.digest(presented)
+    hit = cache.verified(digest) if presented else None
+    if hit is not None:
+        state = rt.fleet.get(hit.satellite_id)
+        if state is not None and state.key_generation == hit.key_generation:
+            return state
+        cache.forget(digest)
+    rt.auth_failures.check(address)
+    parsed = parse_api_key(presented) if presented else None
+    if parsed is None or cache.recently_failed(digest):
+        reason = "malformed_header" if parsed is None else "recently_failed_key"
+        key_id = parsed.key_id if parsed else None
+        await _fail(rt, digest, address, reason, key_id)
+    state = rt.fleet.by_key_id(parsed.key_id)
+    if state is None:
+        row = await Satellite.get_or_none(api_key_id=parsed.key_id)
+        if row is not None and row.status is not SatelliteStatus.DELETED:
+            state = rt.fleet.apply_row(row)
+    if state is None or state.key_hash is None or state.key_id != parsed.key_id:
+        await _fail(rt, digest, address, "unknown_key_id", parsed.key_id)
+    generation = state.key_generation
+    if not await cache.verify(state.key_hash, presented):
+        await _fail(rt, digest, address, "wrong_secret", parsed.key_id)
+    if state.key_generation != generation:  # rotated while we were verifying
+        await _fail(rt, digest, address, "key_rotated", parsed.key_id)
+    cache.remember_success(digest, state.id, generation)
+    return state
+
+
+async def _fail(
+    rt: Runtime, digest: bytes, address: str, reason: str, key_id: str | None
+) -> NoReturn:
+    rt.key_cache.remember_failure(digest)
+    await note_auth_failure(rt.auth_failures, address, reason, {"key_id": key_id})
+    raise Unauthenticated("Invalid or missing API key")

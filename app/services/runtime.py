@@ -1,0 +1,62 @@
+"""The runtime: long-lived collaborators every service function receives as `rt`.
+
+Built once per process (server or CLI) from the settings. Services are plain
+async functions taking `rt` first; nothing here holds a rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from app.auth.keys import DerivedKeys
+from app.bus import Bus, create_bus
+from app.config import Settings
+from app.metrics import Metrics
+from app.services.authentication import AuthFailureLimiter, VerifiedKeyCache
+from app.services.fleet import FleetState
+from app.services.heartbeats import HeartbeatRecorder
+from app.services.rate_limits import SatelliteRateLimits
+from app.tasks import BackgroundTasks
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    bus: Bus
+    keys: DerivedKeys
+    fleet: FleetState
+    key_cache: VerifiedKeyCache
+    auth_failures: AuthFailureLimiter
+    rate_limits: SatelliteRateLimits
+    heartbeats: HeartbeatRecorder
+    metrics: Metrics = field(default_factory=Metrics)
+    tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
+    shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
+    started_monotonic: float = 0.0
+
+
+def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
+    if settings.secret_key is None:
+        raise ValueError("settings.secret_key must be resolved before building the runtime")
+    bus = bus or create_bus(settings.redis_url)
+    keys = DerivedKeys.from_secret(settings.secret_key)
+    return Runtime(
+        settings=settings,
+        bus=bus,
+        keys=keys,
+        fleet=FleetState(bus, settings.state_refresh_seconds),
+        key_cache=VerifiedKeyCache(settings, keys.key_cache_digest),
+        auth_failures=AuthFailureLimiter(settings),
+        rate_limits=SatelliteRateLimits(settings),
+        heartbeats=HeartbeatRecorder(settings),
+        started_monotonic=asyncio.get_event_loop().time() if _loop_running() else 0.0,
+    )
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -1,0 +1,3 @@
+"""Shared fixtures: the real app from the real factory, a real SQLite file, real sockets."""
+
+pytest_plugins = ["tests.fixtures.server", "tests.fixtures.satellites"]
