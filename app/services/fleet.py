@@ -179,11 +179,26 @@ class FleetState:
 
     # ---- writes ------------------------------------------------------------
     async def apply_admin_change(
-        self, satellite_id: str, reason: str, **changes: Any
+        self,
+        satellite_id: str,
+        reason: str,
+        *,
+        only_if_status: SatelliteStatus | None = None,
+        **changes: Any,
     ) -> SatelliteState | None:
-        """Write administrative fields, bump the revision, refresh memory, tell other instances."""
+        """Write administrative fields, bump the revision, refresh memory, tell other instances.
+
+        One conditional UPDATE (safe while another process writes the file). With
+        `only_if_status`, nothing changes unless the row still has that status;
+        returns None when no row was changed.
+        """
         changes.setdefault("updated_at", utcnow())
-        await Satellite.filter(id=satellite_id).update(revision=F("revision") + 1, **changes)
+        query = Satellite.filter(id=satellite_id)
+        if only_if_status is not None:
+            query = query.filter(status=only_if_status)
+        changed = await query.update(revision=F("revision") + 1, **changes)
+        if not changed:
+            return None
         state = await self.reload(satellite_id)
         await self._bus.publish(
             Channels.SATELLITE_CHANGED, {"satellite_id": satellite_id, "reason": reason}
