@@ -1,3 +1,8 @@
 """Shared fixtures: the real app from the real factory, a real SQLite file, real sockets."""
 
-pytest_plugins = ["tests.fixtures.server", "tests.fixtures.satellites"]
+pytest_plugins = [
+    "tests.fixtures.server",
+    "tests.fixtures.satellites",
+    "tests.fixtures.people",
+    "tests.fixtures.threaded",
+]

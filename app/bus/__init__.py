@@ -8,5 +8,10 @@ __all__ = ["DROPPED", "Bus", "Channels", "InProcessBus", "Message", "create_bus"
 
 def create_bus(redis_url: str | None) -> Bus:
     if redis_url:
-        raise NotImplementedError("the Redis bus arrives with the scale-out work (issue 5)")
+        from app.config import SettingsError
+
+        raise SettingsError(
+            "REDIS_URL is set, but this version has only the in-process bus: unset REDIS_URL "
+            "(several instances sharing Redis arrive with the scale-out release)"
+        )
     return InProcessBus()

@@ -67,6 +67,8 @@ async def read_json_body(request: web.Request, max_bytes: int) -> Any:
         raise ValidationError("Request body must be a JSON object")
     try:
         return json.loads(raw)
+    except RecursionError as error:
+        raise ValidationError("Request body is nested too deeply") from error
     except (ValueError, UnicodeDecodeError) as error:
         raise ValidationError(f"Request body is not valid JSON: {error}") from error
 

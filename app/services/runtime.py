@@ -33,6 +33,7 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
+    # time.monotonic() when the server started serving (offline detection's grace period)
     started_monotonic: float = 0.0
 
 
@@ -41,6 +42,7 @@ def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
         raise ValueError("settings.secret_key must be resolved before building the runtime")
     bus = bus or create_bus(settings.redis_url)
     keys = DerivedKeys.from_secret(settings.secret_key)
+    metrics = Metrics()
     return Runtime(
         settings=settings,
         bus=bus,
@@ -49,14 +51,6 @@ def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
         key_cache=VerifiedKeyCache(settings, keys.key_cache_digest),
         auth_failures=AuthFailureLimiter(settings),
         rate_limits=SatelliteRateLimits(settings),
-        heartbeats=HeartbeatRecorder(settings),
-        started_monotonic=asyncio.get_event_loop().time() if _loop_running() else 0.0,
+        heartbeats=HeartbeatRecorder(settings, metrics),
+        metrics=metrics,
     )
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True

@@ -1,22 +1,97 @@
-"""Satellite records and administrative actions."""
+"""Satellite records and administrative actions (design.md §8: disable, enable, delete,
+rotate-key).
+
+Every administrative change goes through `rt.fleet.apply_admin_change` (one
+conditional UPDATE guarded by the status that was read, revision + 1, memory
+refreshed, other instances told), so a change made concurrently by another
+process is never overwritten: the action re-reads and tries again.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import TYPE_CHECKING, Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+
 from app.auth.api_keys import generate_api_key, hash_api_key
+from app.bus import Channels
+from app.errors import Conflict, NotFound, ValidationError
 from app.models import Satellite
-from app.models.enums import SatelliteType
+from app.models.enums import SatelliteStatus, SatelliteType
+from app.models.ids import new_id
+from app.services.actors import Actor
+from app.services.audit import record_audit
+from app.services.clock import iso, utcnow
+from app.services.fleet import SatelliteState
 
 if TYPE_CHECKING:
     from app.services.runtime import Runtime
+
+NAME_MIN_LENGTH = 10
+NAME_MAX_LENGTH = 32
+NAME_PATTERN = r"^[a-z0-9_-]+$"
+_NAME_RE = re.compile(r"[a-z0-9_-]+")
+DEFAULT_CAPABILITIES = ("stdio", "http", "sse")
+# An admin action re-reads and retries when another writer changed the row in between.
+_ATTEMPTS = 5
+
+
+def validate_satellite_name(name: str) -> str:
+    """Names are 10–32 characters of `a-z 0-9 _ -` (protocol.md §4)."""
+    if not NAME_MIN_LENGTH <= len(name) <= NAME_MAX_LENGTH or not _NAME_RE.fullmatch(name):
+        raise ValidationError(
+            f"Satellite names are {NAME_MIN_LENGTH}-{NAME_MAX_LENGTH} characters of a-z, 0-9, "
+            "'_' and '-'",
+            details=[{"field": "name", "message": "invalid satellite name"}],
+        )
+    return name
+
+
+def deleted_name(satellite_id: str) -> str:
+    """The name a deleted satellite keeps, freeing its real name for reuse."""
+    return f"deleted-{satellite_id}"
 
 
 async def new_api_key(satellite_type: SatelliteType) -> tuple[str, str, str]:
     """`(api_key, key_id, argon2_hash)`; the hash is computed in a thread."""
     api_key, key_id = generate_api_key(satellite_type)
     return api_key, key_id, await asyncio.to_thread(hash_api_key, api_key)
+
+
+async def insert_satellite(
+    *,
+    satellite_id: str,
+    name: str,
+    satellite_type: SatelliteType,
+    team_id: str | None,
+    key_id: str,
+    key_hash: str,
+    capabilities: list[str] | None = None,
+    satellite_url: str | None = None,
+    system_info: dict[str, Any] | None = None,
+    using_db: BaseDBAsyncClient | None = None,
+) -> Satellite:
+    """Insert an `inactive` satellite row (raises tortoise's IntegrityError on a taken name).
+
+    Low level, for callers that insert inside their own transaction (registration);
+    they apply the row to the fleet after the commit.
+    """
+    return await Satellite.create(
+        using_db=using_db,
+        id=satellite_id,
+        name=name,
+        satellite_type=satellite_type,
+        team_id=team_id,
+        capabilities=list(capabilities if capabilities is not None else DEFAULT_CAPABILITIES),
+        satellite_url=satellite_url or None,
+        system_info=system_info or {},
+        api_key_id=key_id,
+        api_key_hash=key_hash,
+    )
 
 
 async def create_satellite(
@@ -31,18 +106,218 @@ async def create_satellite(
 ) -> tuple[Satellite, str]:
     """Create an `inactive` satellite with a fresh API key; returns the row and the key.
 
-    The caller owns the surrounding rules (token checks, name conflicts).
+    The caller owns the surrounding rules (token checks). A taken name answers
+    409 `satellite_name_taken`.
     """
     api_key, key_id, key_hash = await new_api_key(satellite_type)
-    row = await Satellite.create(
-        name=name,
-        satellite_type=satellite_type,
-        team_id=team_id,
-        capabilities=capabilities if capabilities is not None else ["stdio", "http", "sse"],
-        satellite_url=satellite_url or None,
-        system_info=system_info or {},
-        api_key_id=key_id,
-        api_key_hash=key_hash,
-    )
+    try:
+        row = await insert_satellite(
+            satellite_id=new_id(),
+            name=name,
+            satellite_type=satellite_type,
+            team_id=team_id,
+            key_id=key_id,
+            key_hash=key_hash,
+            capabilities=capabilities,
+            satellite_url=satellite_url,
+            system_info=system_info,
+        )
+    except IntegrityError as error:
+        if await Satellite.exists(name=name):
+            raise name_taken(name) from error
+        raise
     rt.fleet.apply_row(row)
     return row, api_key
+
+
+def name_taken(name: str) -> Conflict:
+    return Conflict(f"A satellite named '{name}' already exists", code="satellite_name_taken")
+
+
+# ---- reads -----------------------------------------------------------------------
+
+
+async def get_satellite(satellite_id: str) -> Satellite:
+    """The satellite row; a deleted satellite counts as absent (NotFound)."""
+    row = await Satellite.get_or_none(id=satellite_id)
+    if row is None or row.status is SatelliteStatus.DELETED:
+        raise NotFound(f"No satellite with id '{satellite_id}'")
+    return row
+
+
+async def list_satellites() -> list[Satellite]:
+    """Every satellite that is not deleted, ordered by name."""
+    return await Satellite.exclude(status=SatelliteStatus.DELETED).order_by("name")
+
+
+# ---- administrative actions ---------------------------------------------------------
+
+
+async def publish_status(
+    rt: Runtime,
+    *,
+    satellite_id: str,
+    team_id: str | None,
+    status: SatelliteStatus,
+    previous_status: SatelliteStatus,
+    online: bool,
+) -> None:
+    """Tell dashboards that a satellite's administrative status changed (after the commit)."""
+    await rt.bus.publish(
+        Channels.SATELLITE_STATUS,
+        {
+            "satellite_id": satellite_id,
+            "team_id": team_id,
+            "status": status.value,
+            "online": online,
+            "previous_status": previous_status.value,
+            "at": iso(utcnow()),
+        },
+    )
+
+
+def _target_status(
+    row: Satellite, state: SatelliteState | None, wanted: SatelliteStatus
+) -> SatelliteStatus:
+    if wanted is not SatelliteStatus.ACTIVE:
+        return wanted
+    if row.status in (SatelliteStatus.ACTIVE, SatelliteStatus.INACTIVE):
+        return row.status  # already enabled
+    # "enable": active again if the satellite has ever reported in, else waiting for it.
+    heartbeated = row.last_heartbeat_at is not None or (
+        state is not None and state.last_heartbeat_at is not None
+    )
+    return SatelliteStatus.ACTIVE if heartbeated else SatelliteStatus.INACTIVE
+
+
+async def set_satellite_status(
+    rt: Runtime, satellite_id: str, status: SatelliteStatus, *, actor: Actor
+) -> SatelliteState:
+    """Disable, enable, or put a satellite in maintenance.
+
+    `active` means "enable": a disabled (or maintenance) satellite becomes
+    `active` if it has ever sent a heartbeat, else `inactive` (its next
+    heartbeat activates it); an enabled one is left as it is. `disabled`
+    takes effect at once: every route answers 401 and cached keys are evicted.
+    `maintenance` is kept by heartbeats. Deleting is `delete_satellite`.
+    Unknown or deleted ids → NotFound. Setting the current status is a no-op.
+    """
+    if status is SatelliteStatus.DELETED:
+        raise ValidationError("Use delete_satellite to delete a satellite")
+    for _ in range(_ATTEMPTS):
+        row = await get_satellite(satellite_id)
+        previous = row.status
+        target = _target_status(row, rt.fleet.get(satellite_id), status)
+        if target is previous:
+            current = rt.fleet.get(satellite_id) or rt.fleet.apply_row(row)
+            assert current is not None
+            return current
+        state = await rt.fleet.apply_admin_change(
+            satellite_id, f"status:{target.value}", only_if_status=previous, status=target
+        )
+        if state is None:
+            continue  # changed under us: read again
+        if target is SatelliteStatus.DISABLED:
+            rt.key_cache.evict_satellite(satellite_id)
+        state.wakeup.set()  # a held long poll re-checks the satellite
+        await publish_status(
+            rt,
+            satellite_id=satellite_id,
+            team_id=state.team_id,
+            status=target,
+            previous_status=previous,
+            online=state.online,
+        )
+        await record_audit(
+            "satellite.status_changed",
+            actor=actor,
+            object_type="satellite",
+            object_id=satellite_id,
+            team_id=state.team_id,
+            details={"name": state.name, "previous_status": previous.value, "status": target.value},
+        )
+        return state
+    raise Conflict("The satellite changed concurrently; try again", code="concurrent_change")
+
+
+async def delete_satellite(rt: Runtime, satellite_id: str, *, actor: Actor) -> None:
+    """Delete a satellite: its key is revoked at once, its name is freed, its history stays.
+
+    The row is kept with status `deleted`, no key and the name `deleted-<id>`
+    (the old name is in the audit entry). Unknown or already deleted → NotFound.
+    """
+    for _ in range(_ATTEMPTS):
+        row = await get_satellite(satellite_id)
+        await rt.fleet.apply_admin_change(
+            satellite_id,
+            "deleted",
+            only_if_status=row.status,
+            status=SatelliteStatus.DELETED,
+            name=deleted_name(satellite_id),
+            api_key_id=None,
+            api_key_hash=None,
+            key_generation=F("key_generation") + 1,
+            online=False,
+            deleted_at=utcnow(),
+        )
+        # apply_admin_change answers None both for "no row changed" and for a row that
+        # is now deleted (memory forgets it): the revision tells whether ours was applied.
+        after = await Satellite.get_or_none(id=satellite_id)
+        if (
+            after is None
+            or after.status is not SatelliteStatus.DELETED
+            or after.revision != row.revision + 1
+        ):
+            continue
+        rt.key_cache.evict_satellite(satellite_id)
+        await publish_status(
+            rt,
+            satellite_id=satellite_id,
+            team_id=row.team_id,  # type: ignore[attr-defined]
+            status=SatelliteStatus.DELETED,
+            previous_status=row.status,
+            online=False,
+        )
+        await record_audit(
+            "satellite.deleted",
+            actor=actor,
+            object_type="satellite",
+            object_id=satellite_id,
+            team_id=row.team_id,  # type: ignore[attr-defined]
+            details={"name": row.name, "previous_status": row.status.value},
+        )
+        return
+    raise Conflict("The satellite changed concurrently; try again", code="concurrent_change")
+
+
+async def rotate_satellite_key(rt: Runtime, satellite_id: str, *, actor: Actor) -> str:
+    """Give a satellite a new API key, returned once; the old key is refused at once.
+
+    The key generation goes up with the new key, so every instance's cached
+    verification of the old key stops matching. Unknown or deleted → NotFound.
+    """
+    row = await get_satellite(satellite_id)
+    api_key, key_id, key_hash = await new_api_key(row.satellite_type)
+    for _ in range(_ATTEMPTS):
+        state = await rt.fleet.apply_admin_change(
+            satellite_id,
+            "key_rotated",
+            only_if_status=row.status,
+            api_key_id=key_id,
+            api_key_hash=key_hash,
+            key_generation=F("key_generation") + 1,
+        )
+        if state is None:
+            row = await get_satellite(satellite_id)
+            continue
+        rt.key_cache.evict_satellite(satellite_id)
+        await record_audit(
+            "satellite.key_rotated",
+            actor=actor,
+            object_type="satellite",
+            object_id=satellite_id,
+            team_id=state.team_id,
+            details={"name": state.name, "key_id": key_id},
+        )
+        return api_key
+    raise Conflict("The satellite changed concurrently; try again", code="concurrent_change")

@@ -37,4 +37,5 @@ async def test_metrics_exposes_request_counts(
         pass
     async with http.get("/metrics") as response:
         text = await response.text()
-    assert 'groundstation_http_requests_total{method="GET",route="/api/health",status="200"}' in text
+    expected = 'groundstation_http_requests_total{method="GET",route="/api/health",status="200"}'
+    assert expected in text

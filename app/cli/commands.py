@@ -1,0 +1,145 @@
+"""One small function per CLI command: call one service, return what stdout shows.
+
+The rules live in the services; these functions only translate flags into
+service arguments (the CLI acts as `CLI_ACTOR`, so tokens it issues have
+`created_by` null) and results into the REST wire forms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from app.cli.output import (
+    SATELLITE_COLUMNS,
+    TOKEN_COLUMNS,
+    render_rows,
+    satellite_row,
+    token_row,
+)
+from app.errors import ValidationError
+from app.models.enums import GlobalRole, SatelliteStatus
+from app.services.actors import CLI_ACTOR
+from app.services.commands import enqueue_command
+from app.services.runtime import Runtime
+from app.services.satellites import (
+    delete_satellite,
+    list_satellites,
+    rotate_satellite_key,
+    set_satellite_status,
+)
+from app.services.teams import create_team, get_team_by_slug
+from app.services.tokens import (
+    issue_registration_token,
+    list_registration_tokens,
+    revoke_registration_token,
+)
+from app.services.users import create_user
+
+OK = "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """One command run: the runtime, the parsed flags, GROUNDSTATION_ADMIN_PASSWORD (read once)."""
+
+    rt: Runtime
+    args: argparse.Namespace
+    admin_password_from_env: str | None = None
+
+
+Handler = Callable[[Invocation], Awaitable[str]]
+
+
+def _prompt_new_password() -> str:
+    if not sys.stdin.isatty():
+        raise ValidationError(
+            "no password given: use --password, set GROUNDSTATION_ADMIN_PASSWORD, "
+            "or run in a terminal to be prompted"
+        )
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != password:
+        raise ValidationError("the passwords do not match")
+    return password
+
+
+async def _team_id(slug: str | None) -> str | None:
+    return None if slug is None else (await get_team_by_slug(slug)).id
+
+
+async def admin_create(call: Invocation) -> str:
+    args = call.args
+    password = args.password or call.admin_password_from_env
+    if not password:
+        password = await asyncio.to_thread(_prompt_new_password)
+    user = await create_user(
+        call.rt, email=args.email, password=password, global_role=GlobalRole.GLOBAL_ADMIN,
+        actor=CLI_ACTOR,
+    )
+    return user.id
+
+
+async def team_create(call: Invocation) -> str:
+    args = call.args
+    team = await create_team(
+        call.rt, name=args.name, slug=args.slug, admin_email=args.admin, actor=CLI_ACTOR
+    )
+    return team.id
+
+
+async def token_create(call: Invocation) -> str:
+    args = call.args
+    issued = await issue_registration_token(
+        call.rt, scope=args.scope, team_id=await _team_id(args.team), hours=args.hours,
+        satellite_name=args.name, actor=CLI_ACTOR,
+    )
+    return issued.token
+
+
+async def token_list(call: Invocation) -> str:
+    tokens = await list_registration_tokens(team_id=await _team_id(call.args.team))
+    return render_rows([token_row(token) for token in tokens], TOKEN_COLUMNS,
+                       as_json=call.args.json)
+
+
+async def token_revoke(call: Invocation) -> str:
+    await revoke_registration_token(call.rt, call.args.id, actor=CLI_ACTOR)
+    return "revoked"
+
+
+async def command_send(call: Invocation) -> str:
+    args = call.args
+    command = await enqueue_command(
+        call.rt, satellite_id=args.satellite, command_type=args.type, priority=args.priority,
+        payload=args.payload, expires_in_seconds=args.expires_in, actor=CLI_ACTOR,
+    )
+    return command.id
+
+
+async def satellites_list(call: Invocation) -> str:
+    satellites = await list_satellites()
+    return render_rows([satellite_row(satellite) for satellite in satellites],
+                       SATELLITE_COLUMNS, as_json=call.args.json)
+
+
+async def satellite_disable(call: Invocation) -> str:
+    await set_satellite_status(call.rt, call.args.id, SatelliteStatus.DISABLED, actor=CLI_ACTOR)
+    return OK
+
+
+async def satellite_enable(call: Invocation) -> str:
+    await set_satellite_status(call.rt, call.args.id, SatelliteStatus.ACTIVE, actor=CLI_ACTOR)
+    return OK
+
+
+async def satellite_delete(call: Invocation) -> str:
+    await delete_satellite(call.rt, call.args.id, actor=CLI_ACTOR)
+    return OK
+
+
+async def satellite_rotate_key(call: Invocation) -> str:
+    return await rotate_satellite_key(call.rt, call.args.id, actor=CLI_ACTOR)

@@ -1,0 +1,25 @@
+"""Command queue housekeeping: lapsed leases and undelivered commands past their expiry."""
+
+from __future__ import annotations
+
+from app.jobs.runner import ScheduledJob
+from app.services.commands import expire_undelivered, requeue_expired_leases
+from app.services.runtime import Runtime
+
+
+async def run_lease_sweep(rt: Runtime) -> None:
+    await requeue_expired_leases(rt)
+
+
+async def run_expiry_sweep(rt: Runtime) -> None:
+    await expire_undelivered(rt)
+
+
+def _every_jobs_interval(rt: Runtime) -> float:
+    return rt.settings.jobs_interval_seconds
+
+
+JOBS: tuple[ScheduledJob, ...] = (
+    ScheduledJob("commands.requeue_expired_leases", run_lease_sweep, _every_jobs_interval),
+    ScheduledJob("commands.expire_undelivered", run_expiry_sweep, _every_jobs_interval),
+)

@@ -1,0 +1,291 @@
+"""Measure the hot paths against a bare aiohttp endpoint, in one run (design.md §7).
+
+    .venv/bin/python -m benchmarks.run [--satellites N] [--duration S] [--tool wrk|python]
+
+Starts a bare aiohttp JSON endpoint and a real `groundstation serve` (a fresh
+SQLite file) in separate processes, prepares N active satellites, warms their
+keys up with one heartbeat and one poll each, then measures in turn: the bare
+endpoint, idle authenticated polls, heartbeats. Prints a markdown table with the
+ratios to the bare endpoint next to the budgets and writes the numbers as JSON
+to benchmarks/results/. Never run in CI; timings are never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import secrets
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app.config import Settings, load_settings
+from benchmarks.fleet import HEARTBEAT_BODY, BenchSatellite, DatabaseObserver, prepare_fleet
+from benchmarks.load import LoadResult, Target, run_load, wrk_available
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+BUDGETS = {"poll": 0.25, "heartbeat": 0.08}  # design.md §7: fraction of bare throughput
+# Generous per-satellite poll limits so the benchmark measures the path, not the limiter.
+RATE_LIMIT_OVERRIDE = "1000000"
+
+
+def progress(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description="Idle poll and heartbeat throughput of Groundstation as a ratio of a bare "
+        "aiohttp JSON endpoint measured in the same run (design.md §7).",
+    )
+    parser.add_argument("--satellites", type=int, default=100,
+                        help="active satellites to spread requests over (default 100)")
+    parser.add_argument("--duration", type=float, default=10.0,
+                        help="seconds per measurement (default 10)")
+    parser.add_argument("--warmup", type=float, default=2.0,
+                        help="seconds of load before each measurement (default 2)")
+    parser.add_argument("--connections", type=int, default=50,
+                        help="concurrent connections (default 50)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="wrk threads (default 1: leave the other core to the server)")
+    parser.add_argument("--tool", choices=["auto", "wrk", "python"], default="auto",
+                        help="load generator (default: wrk when installed, else python)")
+    parser.add_argument("--output", type=Path, default=RESULTS_DIR,
+                        help=f"directory for the JSON results (default {RESULTS_DIR})")
+    return parser.parse_args(argv)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - local URL
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
+
+
+def read_line(process: subprocess.Popen[str], timeout: float) -> str:
+    """The first stdout line of a child (the URL `groundstation serve` prints at start)."""
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    if not ready:
+        raise TimeoutError("the server printed no URL in time")
+    line = process.stdout.readline().strip()
+    if not line:
+        raise RuntimeError(f"the server exited with status {process.wait()}")
+    return line
+
+
+@contextlib.contextmanager
+def child(command: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """A child process that is stopped (SIGTERM, then SIGKILL) when the block ends."""
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def server_env(database: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "DATABASE_URL": f"sqlite://{database}",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "GROUNDSTATION_LOG_LEVEL": "WARNING",
+        "GROUNDSTATION_POLL_RATE_PER_SECOND": RATE_LIMIT_OVERRIDE,
+        "GROUNDSTATION_POLL_BURST": RATE_LIMIT_OVERRIDE,
+    })
+    return env
+
+
+def warm_up(base_url: str, fleet: list[BenchSatellite]) -> None:
+    """One heartbeat (activation, key verified once and cached) and one poll per satellite."""
+    for satellite in fleet:
+        for method, suffix, body in (("POST", "heartbeat", HEARTBEAT_BODY),
+                                     ("GET", "commands", None)):
+            request = urllib.request.Request(  # noqa: S310 - local URL
+                f"{base_url}/api/satellites/{satellite.id}/{suffix}", method=method,
+                data=body.encode() if body else None,
+                headers={"Authorization": satellite.authorization,
+                         "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                if response.status != 200:
+                    raise RuntimeError(f"warm-up {suffix} answered {response.status}")
+
+
+def measure(
+    name: str, args: argparse.Namespace, tool: str, base_url: str, targets: list[Target],
+    method: str = "GET", body: str | None = None,
+    before_measuring: Callable[[], None] | None = None,
+) -> LoadResult:
+    def load(duration: float) -> LoadResult:
+        return run_load(tool, base_url, targets, method=method, body=body, duration=duration,
+                        connections=args.connections, threads=args.threads)
+
+    if args.warmup > 0:
+        warmed = load(args.warmup)
+        progress(f"  warm-up: {warmed.requests:,} requests")
+    if before_measuring is not None:
+        before_measuring()
+    progress(f"measuring {name} for {args.duration:g} s with {tool}")
+    result = load(args.duration)
+    progress(f"  {result.requests_per_second:,.0f} req/s, {result.non_2xx} non-2xx, "
+             f"{result.socket_errors} socket errors, p99 {result.latency_p99_ms:.1f} ms")
+    return result
+
+
+LABELS = {"poll": "idle authenticated poll", "heartbeat": "heartbeat"}
+
+
+def ratio(results: dict[str, LoadResult], name: str) -> float:
+    bare = results["bare"].requests_per_second
+    return results[name].requests_per_second / bare if bare else 0.0
+
+
+def markdown_table(results: dict[str, LoadResult]) -> str:
+    rows = [
+        "| path | req/s | ratio to bare aiohttp | budget | within budget |",
+        "|---|---:|---:|---:|---|",
+        f"| bare aiohttp JSON endpoint | {results['bare'].requests_per_second:,.0f} | 100% | | |",
+    ]
+    for name, label in LABELS.items():
+        share = ratio(results, name)
+        verdict = "yes" if share >= BUDGETS[name] else "**no**"
+        rows.append(f"| {label} | {results[name].requests_per_second:,.0f} | {share:.0%} "
+                    f"| ≥ {BUDGETS[name]:.0%} | {verdict} |")
+    return "\n".join(rows)
+
+
+@dataclass
+class Measurements:
+    results: dict[str, LoadResult]
+    database_changed_during_polls: bool
+    history_rows_written: int
+
+
+def measure_all(args: argparse.Namespace, tool: str, settings: Settings, env: dict[str, str],
+                database: Path, fleet: list[BenchSatellite]) -> Measurements:
+    """Start both servers, warm up, then measure bare → idle poll → heartbeat in one run."""
+    bare_port = free_port()
+    progress("starting the bare aiohttp endpoint and `groundstation serve`")
+    with (
+        child([sys.executable, "-m", "benchmarks.bare_server", "--port", str(bare_port)], env),
+        child([sys.executable, "-m", "app.cli", "serve", "--port", "0"], env) as server,
+    ):
+        base_url = read_line(server, timeout=60)
+        bare_url = f"http://127.0.0.1:{bare_port}"
+        wait_for_http(f"{bare_url}/json")
+        wait_for_http(f"{base_url}/api/health")
+        progress(f"warming up {len(fleet)} satellites against {base_url}")
+        warm_up(base_url, fleet)
+        settle = settings.flush_interval_seconds * 3  # the flusher writes what is buffered
+        time.sleep(settle)
+
+        observer = DatabaseObserver(database)
+        results = {"bare": measure("bare aiohttp JSON", args, tool, bare_url, [Target("/json")])}
+        polls = [Target(f"/api/satellites/{s.id}/commands?limit=10", s.authorization)
+                 for s in fleet]
+        version_before = observer.data_version()
+        results["poll"] = measure("idle authenticated poll", args, tool, base_url, polls)
+        changed = observer.data_version() != version_before
+
+        history: list[int] = []
+
+        def count_history_after_warm_up() -> None:
+            time.sleep(settle)  # the warm-up's rows land first
+            history.append(observer.count("satellite_heartbeats"))
+
+        beats = [Target(f"/api/satellites/{s.id}/heartbeat", s.authorization) for s in fleet]
+        results["heartbeat"] = measure(
+            "heartbeat", args, tool, base_url, beats, method="POST", body=HEARTBEAT_BODY,
+            before_measuring=count_history_after_warm_up,
+        )
+        time.sleep(settle)
+        written = observer.count("satellite_heartbeats") - history[0]
+        observer.close()
+    return Measurements(results, changed, written)
+
+
+def report(args: argparse.Namespace, tool: str, measured: Measurements) -> dict[str, object]:
+    results = measured.results
+    return {
+        "at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "parameters": {"tool": tool, "satellites": args.satellites, "duration": args.duration,
+                       "warmup": args.warmup, "connections": args.connections,
+                       "threads": args.threads, "poll_rate_per_second": RATE_LIMIT_OVERRIDE,
+                       "poll_burst": RATE_LIMIT_OVERRIDE},
+        "results": {name: result.as_dict() for name, result in results.items()},
+        "ratios": {name: round(ratio(results, name), 4) for name in BUDGETS},
+        "budgets": BUDGETS,
+        "database_changed_during_idle_polls": measured.database_changed_during_polls,
+        "heartbeat_history_rows_written": measured.history_rows_written,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    tool = args.tool if args.tool != "auto" else ("wrk" if wrk_available() else "python")
+    if tool == "wrk" and not wrk_available():
+        progress("wrk is not installed (apt-get install wrk); use --tool python")
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="groundstation-bench-"))
+    database = workdir / "bench.db"
+    env = server_env(database)
+    settings = load_settings(environ=env, dotenv=None)
+    try:
+        progress(f"preparing {args.satellites} active satellites in {database}")
+        fleet = asyncio.run(prepare_fleet(settings, args.satellites))
+        measured = measure_all(args, tool, settings, env, database, fleet)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    args.output.mkdir(parents=True, exist_ok=True)
+    path = args.output / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    path.write_text(json.dumps(report(args, tool, measured), indent=2) + "\n", encoding="utf-8")
+    progress(f"results written to {path}")
+    beats = measured.results["heartbeat"]
+    print(markdown_table(measured.results))
+    print()
+    print(f"Database changed during the idle-poll run: "
+          f"{'yes' if measured.database_changed_during_polls else 'no'}. "
+          f"Heartbeats answered in the measured run: {beats.requests - beats.non_2xx:,}; "
+          f"history rows the flusher wrote for them: {measured.history_rows_written:,}.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
