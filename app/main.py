@@ -42,16 +42,18 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await rt.bus.start()
         await rt.fleet.load()
         rt.started_monotonic = time.monotonic()
-        rt.tasks.start(rt.fleet.refresh_loop(), name="fleet-refresh")
+        rt.tasks.start(rt.fleet.refresh_loop(rt.shutting_down), name="fleet-refresh")
         rt.tasks.start(rt.fleet.follow_bus(), name="fleet-bus")
-        rt.tasks.start(rt.heartbeats.run(), name="heartbeat-flusher")
+        rt.tasks.start(rt.heartbeats.run(rt.shutting_down), name="heartbeat-flusher")
         start_jobs(rt)
         yield
     finally:
+        # Background work stops by itself once it sees the event (and the bus
+        # closing ends subscriptions); the final flush then writes what is left.
         rt.shutting_down.set()
-        await rt.tasks.stop()
-        await rt.heartbeats.flush()
         await rt.bus.close()
+        await rt.tasks.stop(rt.settings.shutdown_timeout_seconds)
+        await rt.heartbeats.flush()
         await close_database()
 
 

@@ -29,13 +29,23 @@ class BackgroundTasks:
         if error is not None:
             log.error("background task %s failed", task.get_name(), exc_info=error)
 
-    async def stop(self) -> None:
+    async def stop(self, grace_seconds: float = 5.0) -> None:
+        """Let tasks finish on their own (they watch the shutdown event), then cancel.
+
+        Cancelling a task in the middle of a database call is a last resort:
+        tortoise's SQLite transaction context leaks its connection lock when it
+        is cancelled while entering, and every later query then waits forever.
+        """
         tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:
+            _, still_running = await asyncio.wait(tasks, timeout=grace_seconds)
+            for task in still_running:
+                log.warning("background task did not stop in time; cancelling",
+                            extra={"task": task.get_name()})
+                task.cancel()
+            for task in still_running:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         self._tasks.clear()
 
     def __len__(self) -> int:

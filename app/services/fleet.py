@@ -89,6 +89,15 @@ def parse_networks(cidrs: list[str] | None) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
+async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to `seconds`; True as soon as `stop` is set (the loop should end)."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return stop.is_set()
+    return True
+
+
 class FleetState:
     def __init__(self, bus: Bus, refresh_seconds: float = 1.0) -> None:
         self._bus = bus
@@ -235,9 +244,8 @@ class FleetState:
                 self.mark_pending(state.id)
         self._watermark = now
 
-    async def refresh_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_seconds)
+    async def refresh_loop(self, stop: asyncio.Event) -> None:
+        while not await wait_or_stop(stop, self._refresh_seconds):
             try:
                 await self.refresh_once()
             except Exception:

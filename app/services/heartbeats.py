@@ -30,7 +30,7 @@ from app.models.enums import SatelliteStatus
 from app.services.actors import satellite_actor
 from app.services.audit import record_audit
 from app.services.clock import iso, utcnow
-from app.services.fleet import SatelliteState
+from app.services.fleet import SatelliteState, wait_or_stop
 from app.services.processes import ProcessBatch, apply_process_batch, resolve_attributions
 from app.wire.heartbeat import HeartbeatRequest
 
@@ -152,10 +152,9 @@ class HeartbeatRecorder:
             self._dropped_history += 1
 
     # ---- flushing ----------------------------------------------------------
-    async def run(self) -> None:
-        """The flusher loop (persist buffered heartbeats every flush interval)."""
-        while True:
-            await asyncio.sleep(self._settings.flush_interval_seconds)
+    async def run(self, stop: asyncio.Event) -> None:
+        """The flusher loop: persist buffered heartbeats every flush interval until `stop`."""
+        while not await wait_or_stop(stop, self._settings.flush_interval_seconds):
             await self.flush()
 
     async def flush(self) -> bool:
