@@ -505,6 +505,22 @@ async def cancel_command(rt: Runtime, command_id: str, *, actor: Actor) -> Satel
     return command
 
 
+async def cancel_open_commands(rt: Runtime, satellite_id: str, reason: str) -> int:
+    """Cancel every command of a satellite that has not ended (the satellite was deleted)."""
+    now = utcnow()
+    open_ids = await SatelliteCommand.filter(
+        satellite_id=satellite_id, status__in=_OPEN
+    ).values_list("id", flat=True)
+    if not open_ids:
+        return 0
+    changed = await SatelliteCommand.filter(id__in=list(open_ids), status__in=_OPEN).update(
+        status=CommandStatus.CANCELLED, lease_expires_at=None, completed_at=now,
+        updated_at=now, error_message=reason,
+    )
+    await _publish_updates(rt, await SatelliteCommand.filter(id__in=list(open_ids)))
+    return changed
+
+
 # ---- jobs ---------------------------------------------------------------------
 
 

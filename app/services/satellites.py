@@ -26,6 +26,7 @@ from app.models.ids import new_id
 from app.services.actors import Actor
 from app.services.audit import record_audit
 from app.services.clock import iso, utcnow
+from app.services.commands import cancel_open_commands
 from app.services.fleet import SatelliteState
 
 if TYPE_CHECKING:
@@ -286,6 +287,7 @@ async def delete_satellite(rt: Runtime, satellite_id: str, *, actor: Actor) -> N
             team_id=row.team_id,  # type: ignore[attr-defined]
             details={"name": row.name, "previous_status": row.status.value},
         )
+        await cancel_open_commands(rt, satellite_id, "satellite deleted")
         return
     raise Conflict("The satellite changed concurrently; try again", code="concurrent_change")
 

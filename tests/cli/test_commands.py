@@ -181,7 +181,11 @@ async def test_command_send_prints_the_id_of_a_queued_command_with_any_case_flag
     assert command.created_by_id is None  # type: ignore[attr-defined]
     assert 110 <= (command.expires_at - command.created_at).total_seconds() <= 130
 
-    async with http.get(satellite.path("commands"), headers=satellite.headers) as response:
+    # Another process wrote it: the server notices within one refresh interval, so a
+    # long poll (not an instant one) is what is guaranteed to see it.
+    async with http.get(
+        satellite.path("commands"), params={"wait": "5"}, headers=satellite.headers
+    ) as response:
         delivered = (await response.json())["commands"]
     assert [item["id"] for item in delivered] == [command.id]
 

@@ -220,3 +220,20 @@ async def test_create_with_a_taken_name_is_a_conflict(
             rt, name="unique-satellite", satellite_type=SatelliteType.GLOBAL, team_id=None
         )
     assert caught.value.code == "satellite_name_taken"
+
+
+async def test_deleting_a_satellite_cancels_its_open_commands(
+    rt: Runtime, make_satellite: SatelliteFactory
+) -> None:
+    from app.models import SatelliteCommand
+    from app.models.enums import CommandStatus, CommandType
+    from app.services.commands import enqueue_command
+
+    satellite = await make_satellite()
+    command = await enqueue_command(
+        rt, satellite_id=satellite.id, command_type=CommandType.RESTART, actor=CLI_ACTOR
+    )
+    await delete_satellite(rt, satellite.id, actor=CLI_ACTOR)
+    row = await SatelliteCommand.get(id=command.id)
+    assert row.status is CommandStatus.CANCELLED
+    assert row.error_message == "satellite deleted"
