@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 
@@ -23,19 +21,12 @@ from app.services.runtime import Runtime
 from tests.cli.conftest import Cli
 from tests.fixtures.people import TeamFactory
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite
+from tests.fixtures.server import eventually
 
 ID = re.compile(r"^[0-9a-f]{32}$")
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 API_KEY = re.compile(r"^deploystack_satellite_api_global_[A-Za-z0-9_-]{32}$")
 PASSWORD = "correct-horse-battery"
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 3.0) -> None:
-    """Other processes' writes reach the server's memory within its refresh interval."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 async def status_with(http: aiohttp.ClientSession, satellite: TestSatellite, api_key: str

@@ -5,26 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from app.bus import Channels, Message
 from app.config import Settings
 from app.jobs import offline
 from app.jobs.runner import scheduled_jobs
-from app.main import create_app
 from app.models import Satellite
-from app.rest.context import RUNTIME_KEY
 from app.services.clock import utcnow
 from app.services.runtime import Runtime
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite, satellite_factory
-from tests.fixtures.server import make_settings
+from tests.fixtures.server import eventually, make_settings, running
 
 HEARTBEAT = {"status": "active", "system_metrics": {"cpu_usage_percent": 1, "memory_usage_mb": 1}}
 
@@ -39,14 +36,6 @@ async def beat(http: aiohttp.ClientSession, satellite: TestSatellite) -> None:
     async with http.post(satellite.path("heartbeat"), data=json.dumps(HEARTBEAT),
                          headers=satellite.headers) as response:
         assert response.status == 200
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.02)
 
 
 @asynccontextmanager
@@ -140,18 +129,6 @@ async def test_a_heartbeat_another_instance_stored_keeps_the_satellite_online(
         assert state.online
         assert state.last_heartbeat_at == recent
         assert (await Satellite.get(id=satellite.id)).online
-
-
-@asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[tuple[Runtime, aiohttp.ClientSession]]:
-    app = create_app(settings)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        async with aiohttp.ClientSession(base_url=str(server.make_url("/"))) as session:
-            yield app[RUNTIME_KEY], session
-    finally:
-        await server.close()
 
 
 async def test_restart_waits_one_threshold_before_marking_anything_offline(

@@ -6,23 +6,17 @@ import asyncio
 import http.client
 import json
 import math
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from tortoise import connections
 
-from app.config import Settings
-from app.main import create_app
 from app.models import Satellite, SatelliteHeartbeat, SatelliteProcess
 from app.models.enums import (
     HealthStatus,
@@ -30,10 +24,9 @@ from app.models.enums import (
     ReportedStatus,
     SatelliteStatus,
 )
-from app.rest.context import RUNTIME_KEY
 from app.services.runtime import Runtime
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite, satellite_factory
-from tests.fixtures.server import make_settings
+from tests.fixtures.server import eventually, make_settings, running
 from tests.fixtures.threaded import ThreadedServer
 
 Json = dict[str, Any]
@@ -58,26 +51,6 @@ async def send(
     async with http.post(satellite.path("heartbeat"), data=data,
                          headers=satellite.headers) as response:
         return response.status, await response.json()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.02)
-
-
-@asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[tuple[Runtime, aiohttp.ClientSession]]:
-    app = create_app(settings)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        async with aiohttp.ClientSession(base_url=str(server.make_url("/"))) as session:
-            yield app[RUNTIME_KEY], session
-    finally:
-        await server.close()
 
 
 # ---- activation and administrative status -----------------------------------

@@ -6,25 +6,21 @@ import asyncio
 import json
 import logging
 import sqlite3
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from app.bus import Channels, Message
 from app.config import Settings
-from app.main import create_app
 from app.models import Satellite, SatelliteHeartbeat
 from app.models.enums import SatelliteStatus
-from app.rest.context import RUNTIME_KEY
 from app.services.runtime import Runtime
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite, satellite_factory
-from tests.fixtures.server import make_settings
+from tests.fixtures.server import eventually, make_settings, running
 
 Json = dict[str, Any]
 
@@ -39,26 +35,6 @@ async def send(http: aiohttp.ClientSession, satellite: TestSatellite, body: Json
     async with http.post(satellite.path("heartbeat"), data=json.dumps(body),
                          headers=satellite.headers) as response:
         return response.status
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.02)
-
-
-@asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[tuple[Runtime, aiohttp.ClientSession]]:
-    app = create_app(settings)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        async with aiohttp.ClientSession(base_url=str(server.make_url("/"))) as session:
-            yield app[RUNTIME_KEY], session
-    finally:
-        await server.close()
 
 
 @asynccontextmanager
