@@ -1,0 +1,59 @@
+"""Settings: read once, validated, and never a hard-coded secret (protocol.md §12, defect 6)."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from app.config import SettingsError, load_settings
+
+
+def test_sqlite_without_secret_key_generates_a_private_key_file_kept_across_starts(
+    tmp_path: Path,
+) -> None:
+    env = {"DATABASE_URL": f"sqlite://{tmp_path / 'gs.db'}"}
+    first = load_settings(env, dotenv=None)
+    again = load_settings(env, dotenv=None)
+    key_file = tmp_path / "gs.db.secret"
+    assert first.secret_key is not None
+    assert len(first.secret_key) >= 32
+    assert again.secret_key == first.secret_key
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+def test_two_installations_never_share_a_generated_secret(tmp_path: Path) -> None:
+    one = load_settings({"DATABASE_URL": f"sqlite://{tmp_path / 'a.db'}"}, dotenv=None)
+    two = load_settings({"DATABASE_URL": f"sqlite://{tmp_path / 'b.db'}"}, dotenv=None)
+    assert one.secret_key != two.secret_key
+
+
+def test_postgres_without_secret_key_refuses_to_start() -> None:
+    with pytest.raises(SettingsError, match="SECRET_KEY"):
+        load_settings({"DATABASE_URL": "postgres://localhost/test"}, dotenv=None)
+
+
+def test_short_secret_key_is_refused() -> None:
+    with pytest.raises(SettingsError, match="at least 32"):
+        load_settings({"SECRET_KEY": "too-short"}, dotenv=None)
+
+
+def test_malformed_numbers_name_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="GROUNDSTATION_HEARTBEAT_INTERVAL"):
+        load_settings(
+            {"DATABASE_URL": f"sqlite://{tmp_path / 'gs.db'}",
+             "GROUNDSTATION_HEARTBEAT_INTERVAL": "soon"},
+            dotenv=None,
+        )
+
+
+def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(
+        f"DATABASE_URL=sqlite://{tmp_path / 'gs.db'}\nGROUNDSTATION_PORT=4000\n"
+        "GROUNDSTATION_ISSUER=from-dotenv\n"
+    )
+    settings = load_settings({"GROUNDSTATION_PORT": "5000"}, dotenv=dotenv)
+    assert settings.port == 5000
+    assert settings.issuer == "from-dotenv"
