@@ -57,3 +57,14 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     settings = load_settings({"GROUNDSTATION_PORT": "5000"}, dotenv=dotenv)
     assert settings.port == 5000
     assert settings.issuer == "from-dotenv"
+
+
+def test_runtime_refuses_malformed_encryption_keys_naming_the_entry(tmp_path: Path) -> None:
+    from app.services.runtime import build_runtime
+
+    settings = load_settings(
+        {"DATABASE_URL": f"sqlite://{tmp_path / 'gs.db'}", "ENCRYPTION_KEYS": "not-a-key"},
+        dotenv=None,
+    )
+    with pytest.raises(SettingsError, match="ENCRYPTION_KEYS: entry 1"):
+        build_runtime(settings)

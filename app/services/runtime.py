@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from app.auth.keys import DerivedKeys
+from app.auth.secrets import SecretBox, build_secret_box
 from app.bus import Bus, create_bus
 from app.config import Settings
 from app.metrics import Metrics
@@ -30,6 +31,7 @@ class Runtime:
     auth_failures: AuthFailureLimiter
     rate_limits: SatelliteRateLimits
     heartbeats: HeartbeatRecorder
+    secrets: SecretBox
     metrics: Metrics = field(default_factory=Metrics)
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
@@ -52,5 +54,6 @@ def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
         auth_failures=AuthFailureLimiter(settings),
         rate_limits=SatelliteRateLimits(settings),
         heartbeats=HeartbeatRecorder(settings, metrics),
+        secrets=build_secret_box(settings, keys.encryption_default),
         metrics=metrics,
     )
