@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.rest import commands, config, heartbeat, operations, registration
+from app.rest import commands, config, events, heartbeat, operations, registration
 
 SATELLITE = "/api/satellites/{satellite_id}"
 
@@ -18,3 +18,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{SATELLITE}/commands", commands.poll)
     app.router.add_post(f"{SATELLITE}/command-result", commands.command_result)
     app.router.add_get(f"{SATELLITE}/config", config.satellite_config)
+    app.router.add_post(f"{SATELLITE}/events", events.ingest)

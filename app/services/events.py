@@ -1,0 +1,701 @@
+"""Event ingestion (protocol.md §10): batches of up to 100 events, partial success.
+
+Rules:
+- each event is validated on its own (envelope, type, required `data` keys of
+  `REQUIRED_DATA`, the few values an effect needs); a bad or unknown event is a
+  failure entry, never a 400 for the batch; unknown types are logged at warning;
+- its team is the team of the installation or process it names (`installation_id`,
+  or `server_id` matched against the satellite's process ids, then installation
+  ids, then the installation id closing a config key); when it names none known,
+  its `team_id`, which a team satellite may only set to its own team (null means
+  the satellite's team); a `team_id` that disagrees with the named installation,
+  an installation of another team (team satellite) or pinned to another
+  satellite is a failure for that event;
+- the valid events are written in ONE transaction that starts with a write, with
+  one bulk insert; if that transaction fails, each event is retried in its own
+  transaction, so one bad event never fails the others;
+- effects per type: process rows, installation status, usage log, tool
+  catalogue (replaced), server logs (bounded per installation), request logs
+  (secret-looking `tool_params` redacted), client activity counters;
+- every newly stored event is published on `satellite.events` after the commit.
+
+Event ids and idempotency. `bulk_create` does not return generated integer ids,
+so the insert is one `INSERT … ON CONFLICT DO NOTHING RETURNING id, client_event_id`
+statement. Every row carries a key unique per satellite in `client_event_id`:
+the client's `id` when it sent one, otherwise a server-generated
+`~<32 hex>` key (a client could only collide with it by guessing 128 random
+bits). RETURNING yields exactly the rows this statement inserted, whatever
+other writers do at the same time; a key it does not return already existed
+(a replay, possibly by a concurrent request) and is read back by key: that
+event gets the id it got the first time, counts as processed, and its effects
+are not applied again. The RETURNING rows are mapped by key, not by position,
+since databases do not promise their order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pydantic
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import BaseORMException
+from tortoise.models import Model
+from tortoise.transactions import in_transaction
+
+from app.bus import Channels
+from app.models import (
+    McpClientActivity,
+    McpInstallation,
+    McpRequestLog,
+    McpServer,
+    McpServerLog,
+    McpTool,
+    SatelliteEvent,
+    SatelliteProcess,
+    SatelliteUsageLog,
+    Team,
+)
+from app.models.enums import HealthStatus, ProcessStatus
+from app.models.ids import new_id
+from app.services.clock import iso, utcnow
+from app.services.fleet import SatelliteState
+from app.services.processes import installation_id_in
+from app.wire.events import REQUIRED_DATA, EventIn
+
+if TYPE_CHECKING:
+    from app.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+INSTALLATION_STATUSES = frozenset({
+    "provisioning", "command_received", "connecting", "discovering_tools", "syncing_tools",
+    "online", "restarting", "offline", "error", "requires_reauth", "permanently_failed",
+})
+MAX_SERVER_LOGS_PER_INSTALLATION = 1000
+MAX_ID_LENGTH = 255
+SERVER_KEY_PREFIX = "~"
+REDACTED = "[REDACTED]"
+# Normalised (lower case, no "_"/"-") fragments that make a tool_params key secret.
+_SECRET_FRAGMENTS = ("authorization", "token", "password", "secret", "apikey")
+_SCHEMA_FIELDS = tuple(
+    f"{tier}_{kind}_schema"
+    for tier in ("team", "user") for kind in ("args", "env", "headers", "url_query_params")
+)
+_PROCESS_TYPES = frozenset({
+    "mcp.server.started", "mcp.server.crashed", "mcp.server.restarted",
+    "mcp.server.dormant", "mcp.server.respawned",
+})
+_LIST_FIELDS = {
+    "mcp.tools.discovered": "tools", "mcp.server.logs": "logs", "mcp.request.logs": "requests",
+}
+_ID_FIELDS = ("installation_id", "server_id", "team_id")
+
+
+@dataclass(frozen=True, slots=True)
+class EventFailure:
+    index: int
+    type: str | None
+    error: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "type": self.type, "error": self.error}
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    event_ids: list[str]
+    failures: list[EventFailure]
+
+    @property
+    def processed(self) -> int:
+        return len(self.event_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class _Installation:
+    id: str
+    team_id: str
+    pinned_satellite_id: str | None
+    server_id: str
+
+
+@dataclass(slots=True)
+class _Event:
+    index: int
+    type: str
+    occurred_at: datetime
+    data: dict[str, Any]
+    key: str
+    client_id: str | None
+    installation: _Installation | None = None
+    process_id: str | None = None  # the satellite's process row it names, if any
+    team_id: str | None = None
+    id: int | None = None
+    new: bool = False
+
+
+@dataclass(slots=True)
+class _Lookup:
+    processes: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    installations: dict[str, _Installation] = field(default_factory=dict)
+    teams: set[str] = field(default_factory=set)
+
+
+class _Invalid(Exception):
+    """One event refused; the message is its failure entry."""
+
+
+# ---- validation ---------------------------------------------------------------
+def _parse(index: int, raw: Any) -> _Event:
+    if not isinstance(raw, dict):
+        raise _Invalid("Invalid event: must be an object")
+    try:
+        event = EventIn.model_validate(raw)
+    except pydantic.ValidationError as error:
+        first = error.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "event"
+        raise _Invalid(f"Invalid event: {where}: {first['msg']}") from error
+    required = REQUIRED_DATA.get(event.type)
+    if required is None:
+        raise _Invalid(f"Unknown event type: {event.type}")
+    missing = [name for name in required if name not in event.data]
+    if missing:
+        raise _Invalid(f"Missing required data field(s): {', '.join(missing)}")
+    data = event.data
+    for name in _ID_FIELDS:
+        value = data.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_ID_LENGTH):
+            raise _Invalid(f"Invalid event: data.{name} must be a string or null")
+    if event.type == "mcp.server.status_changed" and data["status"] not in INSTALLATION_STATUSES:
+        raise _Invalid(f"Invalid event: data.status must be one of "
+                       f"{', '.join(sorted(INSTALLATION_STATUSES))}")
+    if event.type == "mcp.tool.executed" and not isinstance(data["tool_name"], str):
+        raise _Invalid("Invalid event: data.tool_name must be a string")
+    list_field = _LIST_FIELDS.get(event.type)
+    if list_field is not None and not isinstance(data[list_field], list):
+        raise _Invalid(f"Invalid event: data.{list_field} must be an array")
+    occurred_at = event.timestamp
+    if occurred_at.tzinfo is None:
+        occurred_at = occurred_at.replace(tzinfo=UTC)
+    key = event.id if event.id is not None else SERVER_KEY_PREFIX + new_id()
+    return _Event(index, event.type, occurred_at, data, key, event.id)
+
+
+# ---- attribution --------------------------------------------------------------
+async def _lookup(state: SatelliteState, events: Sequence[_Event]) -> _Lookup:
+    """At most three queries for the whole batch: processes, installations, teams."""
+    found = _Lookup()
+    server_ids = {event.data["server_id"] for event in events
+                  if isinstance(event.data.get("server_id"), str)}
+    if server_ids:
+        rows = await SatelliteProcess.filter(
+            satellite_id=state.id, process_id__in=server_ids
+        ).values("process_id", "installation_id", "team_id")
+        found.processes = {str(row["process_id"]): (row["installation_id"], row["team_id"])
+                           for row in rows}
+    wanted: set[str] = set()
+    for event in events:
+        for name in ("installation_id", "server_id"):
+            value = event.data.get(name)
+            if isinstance(value, str):
+                wanted.add(value)
+                parsed = installation_id_in(value)
+                if parsed:
+                    wanted.add(parsed)
+    wanted.update(str(inst) for inst, _ in found.processes.values() if inst)
+    if wanted:
+        rows = await McpInstallation.filter(id__in=wanted).values(
+            "id", "team_id", "pinned_satellite_id", "server_id"
+        )
+        found.installations = {
+            str(row["id"]): _Installation(
+                str(row["id"]), str(row["team_id"]),
+                None if row["pinned_satellite_id"] is None else str(row["pinned_satellite_id"]),
+                str(row["server_id"]),
+            )
+            for row in rows
+        }
+    team_ids = {event.data["team_id"] for event in events
+                if isinstance(event.data.get("team_id"), str)}
+    if team_ids:
+        found.teams = {str(team) for team in
+                       await Team.filter(id__in=team_ids).values_list("id", flat=True)}
+    return found
+
+
+def _attribute(state: SatelliteState, event: _Event, found: _Lookup) -> None:
+    """Set the event's installation, process and team, or raise `_Invalid`."""
+    data = event.data
+    installation: _Installation | None = None
+    installation_id = data.get("installation_id")
+    server_id = data.get("server_id")
+    if isinstance(installation_id, str):
+        installation = found.installations.get(installation_id)
+    elif isinstance(server_id, str):
+        process = found.processes.get(server_id)
+        if process is not None:
+            event.process_id = server_id
+            if process[0]:
+                installation = found.installations.get(str(process[0]))
+        if installation is None:
+            installation = found.installations.get(server_id) or found.installations.get(
+                installation_id_in(server_id) or ""
+            )
+    claimed = data.get("team_id")
+    if installation is not None:
+        if state.team_id is not None and installation.team_id != state.team_id:
+            raise _Invalid(f"Installation {installation.id} belongs to another team")
+        if installation.pinned_satellite_id not in (None, state.id):
+            raise _Invalid(f"Installation {installation.id} is not served by this satellite")
+        if claimed is not None and claimed != installation.team_id:
+            raise _Invalid(f"team_id {claimed} does not match the team of installation "
+                           f"{installation.id}")
+        event.installation = installation
+        event.team_id = installation.team_id
+        return
+    if state.team_id is not None:
+        if claimed is not None and claimed != state.team_id:
+            raise _Invalid(f"team_id {claimed} is not this satellite's team")
+        event.team_id = state.team_id
+        return
+    if claimed is not None and claimed not in found.teams:
+        raise _Invalid(f"Unknown team: {claimed}")
+    event.team_id = claimed
+
+
+# ---- writing ------------------------------------------------------------------
+_EVENT_COLUMNS = ("satellite_id", "team_id", "installation_id", "event_type",
+                  "client_event_id", "occurred_at", "data", "created_at")
+
+
+def _placeholder(conn: BaseDBAsyncClient) -> Callable[[int], str]:
+    if conn.capabilities.dialect == "postgres":
+        return lambda position: f"${position + 1}"
+    return lambda position: "?"
+
+
+def _insert_sql(conn: BaseDBAsyncClient, model: type[Model], columns: Sequence[str],
+                rows: int, suffix: str = "") -> str:
+    """A multi-row INSERT, written directly: pypika copies its builder once per row."""
+    mark = _placeholder(conn)
+    width = len(columns)
+    values = ", ".join(
+        "(" + ", ".join(mark(row * width + column) for column in range(width)) + ")"
+        for row in range(rows)
+    )
+    names = ", ".join(f'"{column}"' for column in columns)
+    # Table and column names are our constants; every value is a bound parameter.
+    return f'INSERT INTO "{model._meta.db_table}" ({names}) VALUES {values}{suffix}'  # noqa: S608
+
+
+def _db_values(model: type[Model], columns: Sequence[str], row: dict[str, Any]) -> list[Any]:
+    fields_map = model._meta.fields_map
+    converted: list[Any] = []
+    for column in columns:
+        value = row[column]
+        if value is not None and not isinstance(value, str | bool | int | float):
+            value = fields_map[column].to_db_value(value, model)
+        converted.append(value)
+    return converted
+
+
+async def _insert_events(conn: BaseDBAsyncClient, satellite_id: str,
+                         events: Sequence[_Event], now: datetime) -> None:
+    """One INSERT … ON CONFLICT DO NOTHING RETURNING; replays read back by key."""
+    unique: dict[str, _Event] = {}
+    values: list[Any] = []
+    data_field = SatelliteEvent._meta.fields_map["data"]
+    for event in events:
+        if event.key in unique:
+            continue  # the same client id twice in one batch: a replay of the first
+        unique[event.key] = event
+        values.extend(_db_values(SatelliteEvent, _EVENT_COLUMNS, {
+            "satellite_id": satellite_id,
+            "team_id": event.team_id,
+            "installation_id": event.installation.id if event.installation else None,
+            "event_type": event.type,
+            "client_event_id": event.key,
+            "occurred_at": event.occurred_at,
+            "data": data_field.to_db_value(event.data, SatelliteEvent),
+            "created_at": now,
+        }))
+    sql = _insert_sql(conn, SatelliteEvent, _EVENT_COLUMNS, len(unique),
+                      ' ON CONFLICT DO NOTHING RETURNING "id", "client_event_id"')
+    _, rows = await conn.execute_query(sql, values)
+    inserted = {str(row["client_event_id"]): int(row["id"]) for row in rows}
+    missing = [key for key in unique if key not in inserted]
+    existing: dict[str, int] = {}
+    if missing:
+        existing = {
+            str(key): int(pk)
+            for key, pk in await SatelliteEvent.filter(
+                satellite_id=satellite_id, client_event_id__in=missing
+            ).using_db(conn).values_list("client_event_id", "id")
+        }
+    for event in events:
+        if event.key in inserted:
+            event.id = inserted[event.key]
+            event.new = unique[event.key] is event
+        else:
+            event.id = existing.get(event.key)
+
+
+_USAGE_COLUMNS = ("satellite_id", "team_id", "installation_id", "tool_name", "server_slug",
+                  "duration_ms", "success", "error_message", "occurred_at")
+
+
+async def _insert_usage(conn: BaseDBAsyncClient, rows: list[dict[str, Any]]) -> None:
+    """Usage rows, the most frequent effect, in one direct multi-row INSERT per 500."""
+    for start in range(0, len(rows), 500):
+        chunk = rows[start:start + 500]
+        values = [value for row in chunk
+                  for value in _db_values(SatelliteUsageLog, _USAGE_COLUMNS, row)]
+        await conn.execute_query(
+            _insert_sql(conn, SatelliteUsageLog, _USAGE_COLUMNS, len(chunk)), values
+        )
+
+
+async def _apply_effects(conn: BaseDBAsyncClient, state: SatelliteState,
+                         events: Sequence[_Event], now: datetime) -> None:
+    """Apply the effects of the newly stored events, bulk where the type allows."""
+    fresh = [event for event in events if event.new]
+    usage: list[dict[str, Any]] = []
+    server_logs: list[McpServerLog] = []
+    requests: list[McpRequestLog] = []
+    activity: dict[str, McpClientActivity] = {}
+    for event in fresh:
+        data = event.data
+        installation_id = event.installation.id if event.installation else None
+        if event.type in _PROCESS_TYPES:
+            await _apply_process(conn, state, event, now)
+        elif event.type == "mcp.server.status_changed":
+            if installation_id is not None:
+                message = data.get("status_message")
+                await McpInstallation.filter(id=installation_id).using_db(conn).update(
+                    status=data["status"],
+                    status_message=message if isinstance(message, str) else None,
+                )
+        elif event.type == "mcp.tool.executed":
+            usage.append({
+                "satellite_id": state.id, "team_id": event.team_id,
+                "installation_id": installation_id, "tool_name": data["tool_name"][:255],
+                "server_slug": _text(data.get("server_slug"), 64),
+                "duration_ms": _number(data.get("duration_ms")),
+                "success": data.get("success") is not False,
+                "error_message": _text(data.get("error_message"), None),
+                "occurred_at": event.occurred_at,
+            })
+        elif event.type == "mcp.tools.discovered":
+            if event.installation is not None:
+                await _replace_tools(conn, event.installation, data["tools"], event.occurred_at)
+        elif event.type == "mcp.server.logs":
+            if installation_id is not None:
+                server_logs.extend(
+                    McpServerLog(
+                        installation_id=installation_id, team_id=event.team_id,
+                        satellite_id=state.id, level=_text(item.get("level"), 16) or "info",
+                        message=_text(item.get("message"), None) or "",
+                        logged_at=_when(item.get("timestamp"), event.occurred_at),
+                    )
+                    for item in data["logs"] if isinstance(item, dict)
+                )
+        elif event.type == "mcp.request.logs":
+            if installation_id is not None:
+                requests.extend(
+                    McpRequestLog(
+                        installation_id=installation_id, team_id=event.team_id,
+                        satellite_id=state.id,
+                        tool_name=_text(item.get("tool_name"), 255) or "",
+                        tool_params=item.get("tool_params"),
+                        response_time_ms=_number(item.get("response_time_ms")),
+                        success=item.get("success") is not False,
+                        logged_at=_when(item.get("timestamp"), event.occurred_at),
+                    )
+                    for item in data["requests"] if isinstance(item, dict)
+                )
+        elif event.type == "mcp.client.activity" and event.team_id is not None:
+            activity[event.team_id] = McpClientActivity(
+                satellite_id=state.id, team_id=event.team_id,
+                request_count=_count(data.get("request_count")),
+                tool_call_count=_count(data.get("tool_call_count")),
+                last_activity_at=_when(data.get("last_activity_at"), event.occurred_at),
+                updated_at=now,
+            )
+    if usage:
+        await _insert_usage(conn, usage)
+    if requests:
+        await McpRequestLog.bulk_create(requests, batch_size=500, using_db=conn)
+    if server_logs:
+        await McpServerLog.bulk_create(server_logs, batch_size=500, using_db=conn)
+        for installation_id in {row.installation_id for row in server_logs}:
+            await _trim_server_logs(conn, str(installation_id))
+    if activity:
+        await McpClientActivity.bulk_create(
+            list(activity.values()), using_db=conn, on_conflict=["satellite_id", "team_id"],
+            update_fields=["request_count", "tool_call_count", "last_activity_at", "updated_at"],
+        )
+
+
+_PROCESS_STATES: dict[str, tuple[ProcessStatus, HealthStatus]] = {
+    "mcp.server.started": (ProcessStatus.RUNNING, HealthStatus.HEALTHY),
+    "mcp.server.crashed": (ProcessStatus.FAILED, HealthStatus.UNHEALTHY),
+    "mcp.server.restarted": (ProcessStatus.RUNNING, HealthStatus.HEALTHY),
+    "mcp.server.dormant": (ProcessStatus.STOPPED, HealthStatus.UNKNOWN),
+    "mcp.server.respawned": (ProcessStatus.RUNNING, HealthStatus.HEALTHY),
+}
+
+
+async def _apply_process(conn: BaseDBAsyncClient, state: SatelliteState, event: _Event,
+                         now: datetime) -> None:
+    """Update the process the event names; create its row when the satellite never reported it."""
+    data = event.data
+    server_id = data.get("server_id")
+    if not isinstance(server_id, str) or not server_id:
+        return
+    status, health = _PROCESS_STATES[event.type]
+    fields: dict[str, Any] = {"status": status, "health_status": health, "updated_at": now,
+                              "last_reported_at": event.occurred_at}
+    if event.type == "mcp.server.crashed":
+        fields["error_message"] = (
+            f"exited with code {data.get('exit_code')}, signal {data.get('signal')}"
+            f" after {data.get('uptime_seconds')} s (crash {data.get('crash_count')})"
+        )
+        fields["os_pid"] = None
+    elif event.type == "mcp.server.dormant":
+        fields["os_pid"] = None
+    else:
+        pid = data.get("new_process_id" if event.type == "mcp.server.restarted" else "process_id")
+        fields["os_pid"] = pid if isinstance(pid, int) and _is_int(pid) and 0 <= pid < 2**31 \
+            else None
+        fields["started_at"] = event.occurred_at
+        fields["error_message"] = None
+    processes = SatelliteProcess.filter(satellite_id=state.id).using_db(conn)
+    if event.process_id is not None:
+        changed = await processes.filter(process_id=event.process_id).update(**fields)
+    elif event.installation is not None:
+        changed = await processes.filter(installation_id=event.installation.id).update(**fields)
+    else:
+        changed = 0
+    if changed:
+        return
+    await SatelliteProcess.create(
+        using_db=conn, satellite_id=state.id, process_id=server_id,
+        server_name=_text(data.get("server_slug"), 255),
+        installation_id=event.installation.id if event.installation else None,
+        team_id=event.team_id, **fields,
+    )
+
+
+async def _replace_tools(conn: BaseDBAsyncClient, installation: _Installation,
+                         tools: list[Any], at: datetime) -> None:
+    await McpTool.filter(installation_id=installation.id).using_db(conn).delete()
+    rows = [
+        McpTool(
+            installation_id=installation.id, team_id=installation.team_id,
+            tool_name=item["tool_name"][:255],
+            description=_text(item.get("description"), None),
+            input_schema=item.get("input_schema"),
+            token_count=_count(item.get("token_count")) if item.get("token_count") is not None
+            else None,
+            discovered_at=at,
+        )
+        for item in tools
+        if isinstance(item, dict) and isinstance(item.get("tool_name"), str)
+    ]
+    if rows:
+        await McpTool.bulk_create(rows, batch_size=500, using_db=conn)
+
+
+async def _trim_server_logs(conn: BaseDBAsyncClient, installation_id: str) -> None:
+    """Keep the newest `MAX_SERVER_LOGS_PER_INSTALLATION` lines of one installation."""
+    boundary = await (
+        McpServerLog.filter(installation_id=installation_id).using_db(conn)
+        .order_by("-id").offset(MAX_SERVER_LOGS_PER_INSTALLATION).limit(1)
+        .values_list("id", flat=True)
+    )
+    if boundary:
+        await McpServerLog.filter(
+            installation_id=installation_id, id__lte=boundary[0]
+        ).using_db(conn).delete()
+
+
+async def _redact_request_logs(events: Iterable[_Event]) -> None:
+    """Redact `tool_params` of request-log events before anything stores or publishes them.
+
+    Secret-looking keys always; also the names the installation's server marks
+    secret in any of its schemas (one query for the batch).
+    """
+    logs = [event for event in events if event.type == "mcp.request.logs"]
+    if not logs:
+        return
+    server_ids = {event.installation.server_id for event in logs if event.installation}
+    names: dict[str, frozenset[str]] = {}
+    if server_ids:
+        rows = await McpServer.filter(id__in=list(server_ids)).values("id", *_SCHEMA_FIELDS)
+        for row in rows:
+            names[str(row["id"])] = frozenset(
+                _normalise(entry["name"])
+                for name in _SCHEMA_FIELDS
+                for entry in (row[name] if isinstance(row[name], list) else [])
+                if isinstance(entry, dict) and entry.get("secret")
+                and isinstance(entry.get("name"), str)
+            )
+    for event in logs:
+        secrets = names.get(event.installation.server_id, frozenset()) if event.installation \
+            else frozenset()
+        event.data = {
+            **event.data,
+            "requests": [
+                {**item, "tool_params": redact(item["tool_params"], secrets)}
+                if isinstance(item, dict) and "tool_params" in item else item
+                for item in event.data["requests"]
+            ],
+        }
+
+
+def _normalise(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "")
+
+
+def redact(value: Any, secret_names: frozenset[str] = frozenset(), depth: int = 0) -> Any:
+    """Replace values under secret-looking keys (and schema secrets), at any depth."""
+    if depth > 20:
+        return REDACTED
+    if isinstance(value, dict):
+        cleaned: dict[str, Any] = {}
+        for key, item in value.items():
+            normal = _normalise(str(key))
+            if normal in secret_names or any(part in normal for part in _SECRET_FRAGMENTS):
+                cleaned[key] = REDACTED
+            else:
+                cleaned[key] = redact(item, secret_names, depth + 1)
+        return cleaned
+    if isinstance(value, list):
+        return [redact(item, secret_names, depth + 1) for item in value]
+    return value
+
+
+# ---- small value helpers --------------------------------------------------------
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+        return number if abs(number) < 1e15 else None
+    return None
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
+        return max(0, min(int(value), 2**62))
+    return 0
+
+
+def _text(value: Any, limit: int | None) -> str | None:
+    if not isinstance(value, str):
+        return None
+    return value if limit is None else value[:limit]
+
+
+def _when(value: Any, default: datetime) -> datetime:
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return default
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return default
+
+
+# ---- the use case ---------------------------------------------------------------
+async def _store(state: SatelliteState, events: Sequence[_Event]) -> None:
+    now = utcnow()
+    async with in_transaction() as conn:
+        await _insert_events(conn, state.id, events, now)  # the first statement is a write
+        await _apply_effects(conn, state, events, now)
+
+
+async def ingest_events(rt: Runtime, state: SatelliteState, raw_events: Sequence[Any]
+                        ) -> IngestResult:
+    """Validate, attribute, store and publish one batch; see the module docstring."""
+    failures: list[EventFailure] = []
+    parsed: list[_Event] = []
+    for index, raw in enumerate(raw_events):
+        try:
+            parsed.append(_parse(index, raw))
+        except _Invalid as error:
+            failures.append(EventFailure(index, _type_of(raw), str(error)))
+            if str(error).startswith("Unknown event type"):
+                log.warning("unknown event type", extra={
+                    "op": "events", "satellite_id": state.id, "type": _type_of(raw)})
+    valid: list[_Event] = []
+    if parsed:
+        found = await _lookup(state, parsed)
+        for event in parsed:
+            try:
+                _attribute(state, event, found)
+                valid.append(event)
+            except _Invalid as error:
+                failures.append(EventFailure(event.index, event.type, str(error)))
+    await _redact_request_logs(valid)
+    stored = []
+    for event in await _store_all(state, valid, failures):
+        if event.id is None:  # a replayed key removed meanwhile (retention): nothing to ack
+            failures.append(EventFailure(event.index, event.type, "Event could not be stored"))
+        else:
+            stored.append(event)
+    failures.sort(key=lambda failure: failure.index)
+    stored.sort(key=lambda event: event.index)
+    fresh = [event for event in stored if event.new]
+    for event in fresh:
+        await rt.bus.publish(Channels.SATELLITE_EVENTS, {
+            "id": str(event.id), "satellite_id": state.id, "team_id": event.team_id,
+            "type": event.type, "timestamp": iso(event.occurred_at), "data": event.data,
+        })
+    if fresh:
+        rt.metrics.events.labels(outcome="accepted").inc(len(fresh))
+    if len(stored) > len(fresh):
+        rt.metrics.events.labels(outcome="replayed").inc(len(stored) - len(fresh))
+    if failures:
+        rt.metrics.events.labels(outcome="failed").inc(len(failures))
+    return IngestResult([str(event.id) for event in stored], failures)
+
+
+async def _store_all(state: SatelliteState, valid: list[_Event],
+                     failures: list[EventFailure]) -> list[_Event]:
+    """The whole batch in one transaction; on failure, each event in its own."""
+    if not valid:
+        return []
+    try:
+        await _store(state, valid)
+        return valid
+    except (BaseORMException, OSError, ValueError, TypeError):
+        log.warning("event batch write failed; retrying event by event", exc_info=True,
+                    extra={"op": "events", "satellite_id": state.id, "events": len(valid)})
+    stored: list[_Event] = []
+    for event in valid:
+        event.id, event.new = None, False
+        try:
+            await _store(state, [event])
+        except (BaseORMException, OSError, ValueError, TypeError):
+            log.warning("event could not be stored", exc_info=True, extra={
+                "op": "events", "satellite_id": state.id, "type": event.type})
+            failures.append(EventFailure(event.index, event.type, "Event could not be stored"))
+            continue
+        stored.append(event)
+    return stored
+
+
+def _type_of(raw: Any) -> str | None:
+    if isinstance(raw, dict) and isinstance(raw.get("type"), str):
+        return str(raw["type"])[:64]
+    return None
+
+
+__all__ = ["INSTALLATION_STATUSES", "EventFailure", "IngestResult", "ingest_events", "redact"]

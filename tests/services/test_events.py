@@ -1,0 +1,173 @@
+"""Event ingestion service: fallback writes, concurrency, publishing, bounds, redaction."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from app.bus import Channels, Message
+from app.config import Settings
+from app.models import McpInstallation, McpServer, McpServerLog, McpTool, SatelliteUsageLog, Team
+from app.models.enums import TransportType
+from app.services.events import MAX_SERVER_LOGS_PER_INSTALLATION, ingest_events, redact
+from app.services.fleet import SatelliteState
+from app.services.runtime import Runtime
+from tests.fixtures.people import TeamFactory
+from tests.fixtures.satellites import SatelliteFactory
+
+TS = "2026-01-02T03:04:05Z"
+Json = dict[str, Any]
+
+
+@pytest.fixture
+async def team(make_team: TeamFactory) -> Team:
+    return await make_team()
+
+
+@pytest.fixture
+async def installation(team: Team) -> McpInstallation:
+    server = await McpServer.create(slug=f"srv-{team.slug}", name="Srv",
+                                    transport_type=TransportType.STDIO, command="npx")
+    return await McpInstallation.create(team=team, server=server, name="srv")
+
+
+@pytest.fixture
+async def satellite(rt: Runtime, make_satellite: SatelliteFactory) -> SatelliteState:
+    created = await make_satellite()
+    state = rt.fleet.get(created.id)
+    assert state is not None
+    return state
+
+
+def executed(installation: McpInstallation, client_id: str | None = None) -> Json:
+    body: Json = {"type": "mcp.tool.executed", "timestamp": TS,
+                  "data": {"tool_name": "t", "server_id": installation.id, "team_id": None,
+                           "duration_ms": 1, "success": True}}
+    if client_id:
+        body["id"] = client_id
+    return body
+
+
+def discovered(installation: McpInstallation, tool_name: str) -> Json:
+    return {"type": "mcp.tools.discovered", "timestamp": TS,
+            "data": {"installation_id": installation.id, "team_id": None, "server_slug": "srv",
+                     "tool_count": 1, "tools": [{"tool_name": tool_name}]}}
+
+
+@asynccontextmanager
+async def listening(rt: Runtime) -> AsyncIterator[asyncio.Queue[Message]]:
+    received: asyncio.Queue[Message] = asyncio.Queue()
+
+    async def pump() -> None:
+        async for _, message in rt.bus.subscribe([Channels.SATELLITE_EVENTS]):
+            received.put_nowait(message)
+
+    task = asyncio.create_task(pump())
+    await asyncio.sleep(0.01)
+    try:
+        yield received
+    finally:
+        task.cancel()
+
+
+async def test_a_failing_write_fails_only_its_own_event(
+    rt: Runtime, settings: Settings, satellite: SatelliteState, installation: McpInstallation,
+) -> None:
+    # A real database refusal (a trigger), not a mock: the bulk write fails as a whole.
+    assert settings.sqlite_path is not None
+    other = sqlite3.connect(settings.sqlite_path)
+    other.execute("CREATE TRIGGER poison BEFORE INSERT ON mcp_tools WHEN NEW.tool_name = 'bad' "
+                  "BEGIN SELECT RAISE(ABORT, 'poisoned'); END")
+    other.commit()
+    other.close()
+    result = await ingest_events(rt, satellite, [
+        executed(installation), discovered(installation, "bad"), executed(installation),
+    ])
+    assert result.processed == 2
+    assert [(failure.index, failure.error) for failure in result.failures] == [
+        (1, "Event could not be stored")]
+    assert await SatelliteUsageLog.filter(satellite_id=satellite.id).count() == 2
+    assert await McpTool.all().count() == 0
+    assert int(result.event_ids[0]) < int(result.event_ids[1])
+
+
+async def test_concurrent_replays_apply_effects_once(
+    rt: Runtime, satellite: SatelliteState, installation: McpInstallation,
+) -> None:
+    batch = [executed(installation, f"id-{number}") for number in range(20)]
+    first, second = await asyncio.gather(ingest_events(rt, satellite, batch),
+                                         ingest_events(rt, satellite, batch))
+    assert first.event_ids == second.event_ids
+    assert first.processed == second.processed == 20
+    assert await SatelliteUsageLog.filter(satellite_id=satellite.id).count() == 20
+
+
+async def test_the_same_client_id_twice_in_a_batch_is_one_event(
+    rt: Runtime, satellite: SatelliteState, installation: McpInstallation,
+) -> None:
+    result = await ingest_events(rt, satellite, [executed(installation, "x"),
+                                                 executed(installation, "x")])
+    assert result.processed == 2
+    assert result.event_ids[0] == result.event_ids[1]
+    assert await SatelliteUsageLog.filter(satellite_id=satellite.id).count() == 1
+
+
+async def test_new_events_are_published_and_replays_are_not(
+    rt: Runtime, satellite: SatelliteState, installation: McpInstallation, team: Team,
+) -> None:
+    async with listening(rt) as received:
+        result = await ingest_events(rt, satellite, [executed(installation, "a")])
+        await ingest_events(rt, satellite, [executed(installation, "a")])
+        message = await asyncio.wait_for(received.get(), 1)
+        await asyncio.sleep(0.05)
+        assert received.empty()
+    assert message["id"] == result.event_ids[0]
+    assert (message["satellite_id"], message["team_id"]) == (satellite.id, team.id)
+    assert (message["type"], message["timestamp"]) == ("mcp.tool.executed", TS)
+    assert message["data"]["tool_name"] == "t"
+    accepted = rt.metrics.registry.get_sample_value(
+        "groundstation_events_total", {"outcome": "accepted"})
+    assert accepted == 1
+
+
+async def test_server_logs_keep_the_newest_lines_per_installation(
+    rt: Runtime, satellite: SatelliteState, installation: McpInstallation,
+) -> None:
+    total = MAX_SERVER_LOGS_PER_INSTALLATION + 5
+    logs = [{"level": "info", "message": f"line {number}", "timestamp": TS}
+            for number in range(total)]
+    result = await ingest_events(rt, satellite, [{
+        "type": "mcp.server.logs", "timestamp": TS,
+        "data": {"installation_id": installation.id, "team_id": None, "logs": logs},
+    }])
+    assert result.processed == 1
+    rows = await McpServerLog.filter(installation_id=installation.id).order_by("id")
+    assert len(rows) == MAX_SERVER_LOGS_PER_INSTALLATION
+    assert (rows[0].message, rows[-1].message) == ("line 5", f"line {total - 1}")
+
+
+async def test_unknown_types_are_logged_at_warning(
+    rt: Runtime, satellite: SatelliteState, caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="app.services.events"):
+        result = await ingest_events(rt, satellite, [
+            {"type": "mcp.mystery", "timestamp": TS, "data": {}}])
+    assert result.failures[0].error == "Unknown event type: mcp.mystery"
+    assert any(record.message == "unknown event type" for record in caplog.records)
+
+
+def test_redaction_covers_secret_words_schema_names_and_nesting() -> None:
+    params = {"query": "q", "X-Api-Key": "1", "accessToken": "2", "PASSWORD": "3",
+              "client_secret": "4", "MY_PAT": "5", "list": [{"authorization": "6"}]}
+    assert redact(params, frozenset({"mypat"})) == {
+        "query": "q", "X-Api-Key": "[REDACTED]", "accessToken": "[REDACTED]",
+        "PASSWORD": "[REDACTED]", "client_secret": "[REDACTED]", "MY_PAT": "[REDACTED]",
+        "list": [{"authorization": "[REDACTED]"}],
+    }
+    assert redact("plain") == "plain"
