@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from app.cli.output import (
     SATELLITE_COLUMNS,
@@ -24,6 +27,7 @@ from app.cli.output import (
 from app.errors import ValidationError
 from app.models.enums import GlobalRole, SatelliteStatus
 from app.services.actors import CLI_ACTOR
+from app.services.catalog import import_catalog
 from app.services.commands import enqueue_command
 from app.services.runtime import Runtime
 from app.services.satellites import (
@@ -109,6 +113,31 @@ async def token_list(call: Invocation) -> str:
 async def token_revoke(call: Invocation) -> str:
     await revoke_registration_token(call.rt, call.args.id, actor=CLI_ACTOR)
     return "revoked"
+
+
+def _read_catalog_file(path: str) -> dict[str, Any]:
+    """The parsed JSON object of a catalog file; file and JSON errors as one-line messages."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ValidationError(f"cannot read {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise ValidationError(f"{path} is not UTF-8 text") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValidationError(
+            f"{path} is not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
+        ) from None
+    if not isinstance(document, dict):
+        raise ValidationError(f'{path}: the top level must be an object {{"servers": [...]}}')
+    return document
+
+
+async def catalog_import(call: Invocation) -> str:
+    document = await asyncio.to_thread(_read_catalog_file, call.args.file)
+    imported = await import_catalog(call.rt, document, actor=CLI_ACTOR)
+    return str(imported.imported)
 
 
 async def command_send(call: Invocation) -> str:

@@ -133,6 +133,19 @@ def _add_token(subparsers: argparse._SubParsersAction[Parser]) -> None:
     revoke.set_defaults(handler=commands.token_revoke)
 
 
+def _add_catalog(subparsers: argparse._SubParsersAction[Parser]) -> None:
+    catalog = _group(subparsers, "catalog", "the MCP server catalogue")
+    load = catalog.add_parser(
+        "import", help="create or update MCP server templates from a JSON file; prints the "
+        "number imported",
+        description="Create or update MCP server templates, by slug, from a JSON catalog file "
+        '({"servers": [...]}, design.md section 8) and print the number imported. The whole '
+        "file is checked first: if any server is invalid, nothing is imported.",
+    )
+    load.add_argument("file", metavar="FILE", help="the catalog file (JSON)")
+    load.set_defaults(handler=commands.catalog_import)
+
+
 def _add_command(subparsers: argparse._SubParsersAction[Parser]) -> None:
     command = _group(subparsers, "command", "satellite commands")
     send = command.add_parser(
@@ -191,6 +204,7 @@ def build_parser() -> Parser:
     _add_admin(subparsers)
     _add_team(subparsers)
     _add_token(subparsers)
+    _add_catalog(subparsers)
     _add_command(subparsers)
     _add_satellites(subparsers)
     return parser
