@@ -9,9 +9,12 @@ from pathlib import Path
 
 from app.config import Settings
 from app.db import close_database, open_database
-from app.models.enums import SatelliteStatus, SatelliteType
+from app.models import McpInstallation, McpServer
+from app.models.enums import SatelliteStatus, SatelliteType, TransportType
+from app.services.actors import CLI_ACTOR
 from app.services.runtime import build_runtime
 from app.services.satellites import create_satellite
+from app.services.teams import create_team
 
 
 @dataclass(frozen=True)
@@ -79,3 +82,61 @@ class DatabaseObserver:
 
     def close(self) -> None:
         self._connection.close()
+
+
+@dataclass(frozen=True)
+class BenchInstallation:
+    id: str
+    team_id: str
+
+
+async def prepare_installation(settings: Settings) -> BenchInstallation:
+    """One team with one MCP server installation that every benchmark satellite serves.
+
+    The installation is not pinned, so every (global) satellite may report events for it.
+    """
+    await open_database(settings)
+    try:
+        rt = build_runtime(settings)
+        team = await create_team(rt, name="Bench team", slug="bench-team", admin_email=None,
+                                 actor=CLI_ACTOR)
+        server = await McpServer.create(slug="bench-files", name="Bench files",
+                                        transport_type=TransportType.STDIO, command="npx")
+        installation = await McpInstallation.create(team=team, server=server, name="files")
+        return BenchInstallation(str(installation.id), str(team.id))
+    finally:
+        await close_database()
+
+
+EVENTS_PER_BATCH = 100
+
+
+def events_body(installation: BenchInstallation) -> str:
+    """A realistic 100-event batch: 90 tool executions, 5 log batches, 5 status changes.
+
+    No client `id`s, so every POST stores 100 new events (server-generated keys)
+    even though wrk sends the same body each time.
+    """
+    at = "2026-01-01T12:00:00.000Z"
+    events: list[dict[str, object]] = []
+    for index in range(EVENTS_PER_BATCH):
+        kind = index % 20
+        if kind == 7:
+            events.append({"type": "mcp.server.logs", "timestamp": at, "data": {
+                "installation_id": installation.id, "team_id": installation.team_id,
+                "logs": [{"level": "info", "message": f"bench log line {index}-{line}",
+                          "timestamp": at} for line in range(2)],
+            }})
+        elif kind == 15:
+            events.append({"type": "mcp.server.status_changed", "timestamp": at, "data": {
+                "installation_id": installation.id, "team_id": installation.team_id,
+                "status": "online", "status_message": None, "timestamp": at,
+            }})
+        else:
+            events.append({"type": "mcp.tool.executed", "timestamp": at, "data": {
+                "tool_name": f"read_file_{index % 5}", "server_id": installation.id,
+                "server_slug": "bench-files", "team_id": installation.team_id,
+                "duration_ms": 12 + index, "success": index % 17 != 0,
+                "error_message": None if index % 17 else "bench failure",
+            }})
+    return json.dumps({"events": events})

@@ -1,13 +1,16 @@
 """Measure the hot paths against a bare aiohttp endpoint, in one run (design.md §7).
 
     .venv/bin/python -m benchmarks.run [--satellites N] [--duration S] [--tool wrk|python]
+                                       [--paths poll,heartbeat,events,config]
 
 Starts a bare aiohttp JSON endpoint and a real `groundstation serve` (a fresh
 SQLite file) in separate processes, prepares N active satellites, warms their
 keys up with one heartbeat and one poll each, then measures in turn: the bare
-endpoint, idle authenticated polls, heartbeats. Prints a markdown table with the
-ratios to the bare endpoint next to the budgets and writes the numbers as JSON
-to benchmarks/results/. Never run in CI; timings are never asserted in tests.
+endpoint, then the chosen paths (default: idle authenticated polls, heartbeats;
+also event ingestion in 100-event batches and config fetches, 200 and 304).
+Prints a markdown table with the ratios to the bare endpoint next to the budgets
+and writes the numbers as JSON to benchmarks/results/. Never run in CI; timings
+are never asserted in tests.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,12 +37,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.config import Settings, load_settings
-from benchmarks.fleet import HEARTBEAT_BODY, BenchSatellite, DatabaseObserver, prepare_fleet
+from benchmarks.fleet import (
+    EVENTS_PER_BATCH,
+    HEARTBEAT_BODY,
+    BenchInstallation,
+    BenchSatellite,
+    DatabaseObserver,
+    events_body,
+    prepare_fleet,
+    prepare_installation,
+)
 from benchmarks.load import LoadResult, Target, run_load, wrk_available
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BUDGETS = {"poll": 0.25, "heartbeat": 0.08}  # design.md §7: fraction of bare throughput
-# Generous per-satellite poll limits so the benchmark measures the path, not the limiter.
+EVENTS_BUDGET = 20_000  # design.md §7: events/s on SQLite, 100-event batches
+PATHS = ("poll", "heartbeat", "events", "config", "config_304")
+DEFAULT_PATHS = "poll,heartbeat"
+# Generous per-satellite poll and events limits so the benchmark measures the path, not
+# the limiter (the limiter still runs on every request; it just never refuses).
 RATE_LIMIT_OVERRIDE = "1000000"
 
 
@@ -64,9 +81,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="wrk threads (default 1: leave the other core to the server)")
     parser.add_argument("--tool", choices=["auto", "wrk", "python"], default="auto",
                         help="load generator (default: wrk when installed, else python)")
+    parser.add_argument("--paths", type=_paths, default=_paths(DEFAULT_PATHS),
+                        help="comma-separated paths to measure after the bare endpoint: "
+                        f"{', '.join(PATHS[:-1])} (config measures 200 and 304) "
+                        f"(default {DEFAULT_PATHS})")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR,
                         help=f"directory for the JSON results (default {RESULTS_DIR})")
     return parser.parse_args(argv)
+
+
+def _paths(text: str) -> list[str]:
+    chosen: list[str] = []
+    for name in (part.strip() for part in text.split(",") if part.strip()):
+        if name not in PATHS[:-1]:
+            raise argparse.ArgumentTypeError(f"unknown path {name!r}; choose from "
+                                             f"{', '.join(PATHS[:-1])}")
+        chosen.extend(["config", "config_304"] if name == "config" else [name])
+    if not chosen:
+        raise argparse.ArgumentTypeError("name at least one path")
+    return [name for name in PATHS if name in chosen]
 
 
 def free_port() -> int:
@@ -125,6 +158,8 @@ def server_env(database: Path) -> dict[str, str]:
         "GROUNDSTATION_LOG_LEVEL": "WARNING",
         "GROUNDSTATION_POLL_RATE_PER_SECOND": RATE_LIMIT_OVERRIDE,
         "GROUNDSTATION_POLL_BURST": RATE_LIMIT_OVERRIDE,
+        "GROUNDSTATION_EVENTS_RATE_PER_SECOND": RATE_LIMIT_OVERRIDE,
+        "GROUNDSTATION_EVENTS_BURST": RATE_LIMIT_OVERRIDE,
     })
     return env
 
@@ -166,7 +201,13 @@ def measure(
     return result
 
 
-LABELS = {"poll": "idle authenticated poll", "heartbeat": "heartbeat"}
+LABELS = {"poll": "idle authenticated poll", "heartbeat": "heartbeat",
+          "events": f"event ingestion ({EVENTS_PER_BATCH}-event batches)",
+          "config": "config fetch (200)", "config_304": "config fetch (304, If-None-Match)"}
+
+
+def events_per_second(result: LoadResult) -> float:
+    return result.requests_per_second * EVENTS_PER_BATCH
 
 
 def ratio(results: dict[str, LoadResult], name: str) -> float:
@@ -181,23 +222,81 @@ def markdown_table(results: dict[str, LoadResult]) -> str:
         f"| bare aiohttp JSON endpoint | {results['bare'].requests_per_second:,.0f} | 100% | | |",
     ]
     for name, label in LABELS.items():
+        if name not in results:
+            continue
         share = ratio(results, name)
-        verdict = "yes" if share >= BUDGETS[name] else "**no**"
-        rows.append(f"| {label} | {results[name].requests_per_second:,.0f} | {share:.0%} "
-                    f"| ≥ {BUDGETS[name]:.0%} | {verdict} |")
+        rate = f"{results[name].requests_per_second:,.0f}"
+        if name in BUDGETS:
+            verdict = "yes" if share >= BUDGETS[name] else "**no**"
+            budget = f"≥ {BUDGETS[name]:.0%}"
+        elif name == "events":
+            events = events_per_second(results[name])
+            rate += f" ({events:,.0f} events/s)"
+            verdict = "yes" if events >= EVENTS_BUDGET else "**no**"
+            budget = f"≥ {EVENTS_BUDGET:,} events/s"
+        else:
+            verdict, budget = "", "none"
+        shown = f"{share:.0%}" if share >= 0.1 else f"{share:.1%}"
+        rows.append(f"| {label} | {rate} | {shown} | {budget} | {verdict} |")
     return "\n".join(rows)
 
 
 @dataclass
 class Measurements:
     results: dict[str, LoadResult]
-    database_changed_during_polls: bool
-    history_rows_written: int
+    database_changed_during_polls: bool | None
+    history_rows_written: int | None
+
+
+def fetch(base_url: str, satellite: BenchSatellite, method: str, suffix: str,
+          body: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    """One request as a satellite; a 304 is returned, not raised."""
+    request = urllib.request.Request(  # noqa: S310 - local URL
+        f"{base_url}/api/satellites/{satellite.id}/{suffix}", method=method,
+        data=body.encode() if body else None,
+        headers={"Authorization": satellite.authorization, "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def check_events(base_url: str, satellite: BenchSatellite, body: str) -> None:
+    """The benchmark batch must be stored whole: 100 processed, no failure entries."""
+    status, _, answer = fetch(base_url, satellite, "POST", "events", body)
+    payload = json.loads(answer)
+    if status != 200 or payload.get("processed") != EVENTS_PER_BATCH or payload.get("failed"):
+        raise RuntimeError(f"the benchmark batch was not accepted whole: {status} {payload}")
+
+
+def config_etags(base_url: str, fleet: list[BenchSatellite]) -> dict[str, str]:
+    """Each satellite's config ETag; checks that sending it back answers 304."""
+    etags: dict[str, str] = {}
+    for satellite in fleet:
+        status, headers, _ = fetch(base_url, satellite, "GET", "config")
+        if status != 200 or "ETag" not in headers:
+            raise RuntimeError(f"config answered {status} without an ETag")
+        etags[satellite.id] = headers["ETag"]
+    probe = fleet[0]
+    request = urllib.request.Request(  # noqa: S310 - local URL
+        f"{base_url}/api/satellites/{probe.id}/config",
+        headers={"Authorization": probe.authorization, "If-None-Match": etags[probe.id]},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            raise RuntimeError(f"If-None-Match answered {response.status}, not 304")
+    except urllib.error.HTTPError as error:
+        if error.code != 304:
+            raise
+    return etags
 
 
 def measure_all(args: argparse.Namespace, tool: str, settings: Settings, env: dict[str, str],
-                database: Path, fleet: list[BenchSatellite]) -> Measurements:
-    """Start both servers, warm up, then measure bare → idle poll → heartbeat in one run."""
+                database: Path, fleet: list[BenchSatellite],
+                installation: BenchInstallation | None) -> Measurements:
+    """Start both servers, warm up, then measure bare → the chosen paths in one run."""
     bare_port = free_port()
     progress("starting the bare aiohttp endpoint and `groundstation serve`")
     with (
@@ -215,25 +314,46 @@ def measure_all(args: argparse.Namespace, tool: str, settings: Settings, env: di
 
         observer = DatabaseObserver(database)
         results = {"bare": measure("bare aiohttp JSON", args, tool, bare_url, [Target("/json")])}
-        polls = [Target(f"/api/satellites/{s.id}/commands?limit=10", s.authorization)
-                 for s in fleet]
-        version_before = observer.data_version()
-        results["poll"] = measure("idle authenticated poll", args, tool, base_url, polls)
-        changed = observer.data_version() != version_before
+        changed: bool | None = None
+        written: int | None = None
+        if "poll" in args.paths:
+            polls = [Target(f"/api/satellites/{s.id}/commands?limit=10", s.authorization)
+                     for s in fleet]
+            version_before = observer.data_version()
+            results["poll"] = measure("idle authenticated poll", args, tool, base_url, polls)
+            changed = observer.data_version() != version_before
 
-        history: list[int] = []
+        if "heartbeat" in args.paths:
+            history: list[int] = []
 
-        def count_history_after_warm_up() -> None:
-            time.sleep(settle)  # the warm-up's rows land first
-            history.append(observer.count("satellite_heartbeats"))
+            def count_history_after_warm_up() -> None:
+                time.sleep(settle)  # the warm-up's rows land first
+                history.append(observer.count("satellite_heartbeats"))
 
-        beats = [Target(f"/api/satellites/{s.id}/heartbeat", s.authorization) for s in fleet]
-        results["heartbeat"] = measure(
-            "heartbeat", args, tool, base_url, beats, method="POST", body=HEARTBEAT_BODY,
-            before_measuring=count_history_after_warm_up,
-        )
-        time.sleep(settle)
-        written = observer.count("satellite_heartbeats") - history[0]
+            beats = [Target(f"/api/satellites/{s.id}/heartbeat", s.authorization)
+                     for s in fleet]
+            results["heartbeat"] = measure(
+                "heartbeat", args, tool, base_url, beats, method="POST", body=HEARTBEAT_BODY,
+                before_measuring=count_history_after_warm_up,
+            )
+            time.sleep(settle)
+            written = observer.count("satellite_heartbeats") - history[0]
+
+        if "events" in args.paths and installation is not None:
+            body = events_body(installation)
+            check_events(base_url, fleet[0], body)
+            posts = [Target(f"/api/satellites/{s.id}/events", s.authorization) for s in fleet]
+            results["events"] = measure(f"event ingestion ({EVENTS_PER_BATCH}-event batches)",
+                                        args, tool, base_url, posts, method="POST", body=body)
+
+        if "config" in args.paths:
+            etags = config_etags(base_url, fleet)
+            fetches = [Target(f"/api/satellites/{s.id}/config", s.authorization) for s in fleet]
+            results["config"] = measure("config fetch (200)", args, tool, base_url, fetches)
+            conditional = [Target(f"/api/satellites/{s.id}/config", s.authorization, etags[s.id])
+                           for s in fleet]
+            results["config_304"] = measure("config fetch (304)", args, tool, base_url,
+                                            conditional)
         observer.close()
     return Measurements(results, changed, written)
 
@@ -247,10 +367,15 @@ def report(args: argparse.Namespace, tool: str, measured: Measurements) -> dict[
         "parameters": {"tool": tool, "satellites": args.satellites, "duration": args.duration,
                        "warmup": args.warmup, "connections": args.connections,
                        "threads": args.threads, "poll_rate_per_second": RATE_LIMIT_OVERRIDE,
-                       "poll_burst": RATE_LIMIT_OVERRIDE},
+                       "poll_burst": RATE_LIMIT_OVERRIDE, "paths": args.paths,
+                       "events_rate_per_second": RATE_LIMIT_OVERRIDE,
+                       "events_burst": RATE_LIMIT_OVERRIDE,
+                       "events_per_batch": EVENTS_PER_BATCH},
         "results": {name: result.as_dict() for name, result in results.items()},
-        "ratios": {name: round(ratio(results, name), 4) for name in BUDGETS},
-        "budgets": BUDGETS,
+        "ratios": {name: round(ratio(results, name), 4) for name in results if name != "bare"},
+        "events_per_second": round(events_per_second(results["events"]), 1)
+        if "events" in results else None,
+        "budgets": {**BUDGETS, "events_per_second": EVENTS_BUDGET},
         "database_changed_during_idle_polls": measured.database_changed_during_polls,
         "heartbeat_history_rows_written": measured.history_rows_written,
     }
@@ -269,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         progress(f"preparing {args.satellites} active satellites in {database}")
         fleet = asyncio.run(prepare_fleet(settings, args.satellites))
-        measured = measure_all(args, tool, settings, env, database, fleet)
+        installation = (asyncio.run(prepare_installation(settings))
+                        if "events" in args.paths else None)
+        measured = measure_all(args, tool, settings, env, database, fleet, installation)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -277,13 +404,15 @@ def main(argv: list[str] | None = None) -> int:
     path = args.output / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     path.write_text(json.dumps(report(args, tool, measured), indent=2) + "\n", encoding="utf-8")
     progress(f"results written to {path}")
-    beats = measured.results["heartbeat"]
     print(markdown_table(measured.results))
     print()
-    print(f"Database changed during the idle-poll run: "
-          f"{'yes' if measured.database_changed_during_polls else 'no'}. "
-          f"Heartbeats answered in the measured run: {beats.requests - beats.non_2xx:,}; "
-          f"history rows the flusher wrote for them: {measured.history_rows_written:,}.")
+    if measured.database_changed_during_polls is not None:
+        print(f"Database changed during the idle-poll run: "
+              f"{'yes' if measured.database_changed_during_polls else 'no'}.")
+    if measured.history_rows_written is not None:
+        beats = measured.results["heartbeat"]
+        print(f"Heartbeats answered in the measured run: {beats.requests - beats.non_2xx:,}; "
+              f"history rows the flusher wrote for them: {measured.history_rows_written:,}.")
     return 0
 
 

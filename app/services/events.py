@@ -11,10 +11,17 @@ Rules:
   the satellite's team); a `team_id` that disagrees with the named installation,
   an installation of another team (team satellite) or pinned to another
   satellite is a failure for that event;
+- installations and teams are read through a short in-process cache
+  (`LOOKUP_CACHE_SECONDS`, misses included): an installation or team created,
+  changed or removed by another process (the CLI) is seen by event attribution
+  at most that many seconds later; a claimed `team_id` is only looked up when
+  the event names no known installation (one query for the batch, if any);
 - the valid events are written in ONE transaction that starts with a write, with
   one bulk insert; if that transaction fails, each event is retried in its own
   transaction, so one bad event never fails the others;
-- effects per type: process rows, installation status, usage log, tool
+- effects per type: process rows, installation status (one UPDATE per
+  installation per batch: the batch's last status wins, as applying them in
+  order would leave it), usage log, tool
   catalogue (replaced), server logs (bounded per installation), request logs
   (secret-looking `tool_params` redacted), client activity counters;
 - every newly stored event is published on `satellite.events` after the commit.
@@ -35,10 +42,11 @@ since databases do not promise their order.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pydantic
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -76,6 +84,9 @@ INSTALLATION_STATUSES = frozenset({
     "online", "restarting", "offline", "error", "requires_reauth", "permanently_failed",
 })
 MAX_SERVER_LOGS_PER_INSTALLATION = 1000
+# How long a looked-up installation or team (or its absence) is reused (see the docstring).
+LOOKUP_CACHE_SECONDS = 2.0
+_LOOKUP_CACHE_LIMIT = 20_000
 MAX_ID_LENGTH = 255
 SERVER_KEY_PREFIX = "~"
 REDACTED = "[REDACTED]"
@@ -138,11 +149,53 @@ class _Event:
     new: bool = False
 
 
+_V = TypeVar("_V")
+
+
 @dataclass(slots=True)
 class _Lookup:
     processes: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     installations: dict[str, _Installation] = field(default_factory=dict)
-    teams: set[str] = field(default_factory=set)
+
+
+class _TtlCache(Generic[_V]):
+    """Values (or their absence, `None`) by id, each reused for `LOOKUP_CACHE_SECONDS`."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, _V | None]] = {}
+
+    def split(self, keys: Iterable[str]) -> tuple[dict[str, _V | None], set[str]]:
+        """(the fresh cached entries, the keys to look up)."""
+        now = time.monotonic()
+        cached: dict[str, _V | None] = {}
+        missing: set[str] = set()
+        for key in keys:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] > now:
+                cached[key] = entry[1]
+            else:
+                missing.add(key)
+        return cached, missing
+
+    def store(self, keys: Iterable[str], found: dict[str, _V]) -> None:
+        if len(self._entries) > _LOOKUP_CACHE_LIMIT:
+            self._entries.clear()  # bounded: ids come from clients
+        expires = time.monotonic() + LOOKUP_CACHE_SECONDS
+        for key in keys:
+            self._entries[key] = (expires, found.get(key))
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+_installations: _TtlCache[_Installation] = _TtlCache()
+_teams: _TtlCache[bool] = _TtlCache()
+
+
+def clear_lookup_cache() -> None:
+    """Forget cached installations and teams (the next batch reads them again)."""
+    _installations.clear()
+    _teams.clear()
 
 
 class _Invalid(Exception):
@@ -187,7 +240,7 @@ def _parse(index: int, raw: Any) -> _Event:
 
 # ---- attribution --------------------------------------------------------------
 async def _lookup(state: SatelliteState, events: Sequence[_Event]) -> _Lookup:
-    """At most three queries for the whole batch: processes, installations, teams."""
+    """At most two queries for the whole batch: processes, installations (cached)."""
     found = _Lookup()
     server_ids = {event.data["server_id"] for event in events
                   if isinstance(event.data.get("server_id"), str)}
@@ -207,11 +260,13 @@ async def _lookup(state: SatelliteState, events: Sequence[_Event]) -> _Lookup:
                 if parsed:
                     wanted.add(parsed)
     wanted.update(str(inst) for inst, _ in found.processes.values() if inst)
-    if wanted:
-        rows = await McpInstallation.filter(id__in=wanted).values(
+    cached, missing = _installations.split(wanted)
+    found.installations = {key: value for key, value in cached.items() if value is not None}
+    if missing:
+        rows = await McpInstallation.filter(id__in=missing).values(
             "id", "team_id", "pinned_satellite_id", "server_id"
         )
-        found.installations = {
+        loaded = {
             str(row["id"]): _Installation(
                 str(row["id"]), str(row["team_id"]),
                 None if row["pinned_satellite_id"] is None else str(row["pinned_satellite_id"]),
@@ -219,16 +274,29 @@ async def _lookup(state: SatelliteState, events: Sequence[_Event]) -> _Lookup:
             )
             for row in rows
         }
-    team_ids = {event.data["team_id"] for event in events
-                if isinstance(event.data.get("team_id"), str)}
-    if team_ids:
-        found.teams = {str(team) for team in
-                       await Team.filter(id__in=team_ids).values_list("id", flat=True)}
+        _installations.store(missing, loaded)
+        found.installations.update(loaded)
     return found
 
 
-def _attribute(state: SatelliteState, event: _Event, found: _Lookup) -> None:
-    """Set the event's installation, process and team, or raise `_Invalid`."""
+async def _existing_teams(team_ids: set[str]) -> set[str]:
+    """The ids among `team_ids` that name a team (cached, one query for the rest)."""
+    cached, missing = _teams.split(team_ids)
+    existing = {key for key, value in cached.items() if value}
+    if missing:
+        rows = {str(team) for team in
+                await Team.filter(id__in=missing).values_list("id", flat=True)}
+        _teams.store(missing, dict.fromkeys(rows, True))
+        existing |= rows
+    return existing
+
+
+def _attribute(state: SatelliteState, event: _Event, found: _Lookup) -> bool:
+    """Set the event's installation, process and team, or raise `_Invalid`.
+
+    True when the event's team is only its claimed `team_id`, whose existence the
+    caller still has to check.
+    """
     data = event.data
     installation: _Installation | None = None
     installation_id = data.get("installation_id")
@@ -256,15 +324,14 @@ def _attribute(state: SatelliteState, event: _Event, found: _Lookup) -> None:
                            f"{installation.id}")
         event.installation = installation
         event.team_id = installation.team_id
-        return
+        return False
     if state.team_id is not None:
         if claimed is not None and claimed != state.team_id:
             raise _Invalid(f"team_id {claimed} is not this satellite's team")
         event.team_id = state.team_id
-        return
-    if claimed is not None and claimed not in found.teams:
-        raise _Invalid(f"Unknown team: {claimed}")
+        return False
     event.team_id = claimed
+    return claimed is not None
 
 
 # ---- writing ------------------------------------------------------------------
@@ -292,15 +359,9 @@ def _insert_sql(conn: BaseDBAsyncClient, model: type[Model], columns: Sequence[s
     return f'INSERT INTO "{model._meta.db_table}" ({names}) VALUES {values}{suffix}'  # noqa: S608
 
 
-def _db_values(model: type[Model], columns: Sequence[str], row: dict[str, Any]) -> list[Any]:
-    fields_map = model._meta.fields_map
-    converted: list[Any] = []
-    for column in columns:
-        value = row[column]
-        if value is not None and not isinstance(value, str | bool | int | float):
-            value = fields_map[column].to_db_value(value, model)
-        converted.append(value)
-    return converted
+def _db_time(model: type[Model], column: str, value: datetime) -> Any:
+    """A datetime as the model's field stores it (a pure conversion for a plain field)."""
+    return model._meta.fields_map[column].to_db_value(value, model)
 
 
 async def _insert_events(conn: BaseDBAsyncClient, satellite_id: str,
@@ -309,20 +370,22 @@ async def _insert_events(conn: BaseDBAsyncClient, satellite_id: str,
     unique: dict[str, _Event] = {}
     values: list[Any] = []
     data_field = SatelliteEvent._meta.fields_map["data"]
+    created_at = _db_time(SatelliteEvent, "created_at", now)
     for event in events:
         if event.key in unique:
             continue  # the same client id twice in one batch: a replay of the first
         unique[event.key] = event
-        values.extend(_db_values(SatelliteEvent, _EVENT_COLUMNS, {
-            "satellite_id": satellite_id,
-            "team_id": event.team_id,
-            "installation_id": event.installation.id if event.installation else None,
-            "event_type": event.type,
-            "client_event_id": event.key,
-            "occurred_at": event.occurred_at,
-            "data": data_field.to_db_value(event.data, SatelliteEvent),
-            "created_at": now,
-        }))
+        # In _EVENT_COLUMNS order; ids and texts are bound as they are.
+        values.extend((
+            satellite_id,
+            event.team_id,
+            event.installation.id if event.installation else None,
+            event.type,
+            event.key,
+            _db_time(SatelliteEvent, "occurred_at", event.occurred_at),
+            data_field.to_db_value(event.data, SatelliteEvent),
+            created_at,
+        ))
     sql = _insert_sql(conn, SatelliteEvent, _EVENT_COLUMNS, len(unique),
                       ' ON CONFLICT DO NOTHING RETURNING "id", "client_event_id"')
     _, rows = await conn.execute_query(sql, values)
@@ -348,25 +411,28 @@ _USAGE_COLUMNS = ("satellite_id", "team_id", "installation_id", "tool_name", "se
                   "duration_ms", "success", "error_message", "occurred_at")
 
 
-async def _insert_usage(conn: BaseDBAsyncClient, rows: list[dict[str, Any]]) -> None:
-    """Usage rows, the most frequent effect, in one direct multi-row INSERT per 500."""
+_SERVER_LOG_COLUMNS = ("installation_id", "team_id", "satellite_id", "level", "message",
+                       "logged_at")
+
+
+async def _insert_rows(conn: BaseDBAsyncClient, model: type[Model], columns: Sequence[str],
+                       rows: list[tuple[Any, ...]]) -> None:
+    """Rows (values in `columns` order, as stored) in one direct multi-row INSERT per 500."""
     for start in range(0, len(rows), 500):
         chunk = rows[start:start + 500]
-        values = [value for row in chunk
-                  for value in _db_values(SatelliteUsageLog, _USAGE_COLUMNS, row)]
-        await conn.execute_query(
-            _insert_sql(conn, SatelliteUsageLog, _USAGE_COLUMNS, len(chunk)), values
-        )
+        values = [value for row in chunk for value in row]
+        await conn.execute_query(_insert_sql(conn, model, columns, len(chunk)), values)
 
 
 async def _apply_effects(conn: BaseDBAsyncClient, state: SatelliteState,
                          events: Sequence[_Event], now: datetime) -> None:
     """Apply the effects of the newly stored events, bulk where the type allows."""
     fresh = [event for event in events if event.new]
-    usage: list[dict[str, Any]] = []
-    server_logs: list[McpServerLog] = []
+    usage: list[tuple[Any, ...]] = []  # rows in _USAGE_COLUMNS order
+    server_logs: list[tuple[Any, ...]] = []  # rows in _SERVER_LOG_COLUMNS order
     requests: list[McpRequestLog] = []
     activity: dict[str, McpClientActivity] = {}
+    statuses: dict[str, tuple[str, str | None]] = {}  # the batch's last status wins
     for event in fresh:
         data = event.data
         installation_id = event.installation.id if event.installation else None
@@ -375,31 +441,28 @@ async def _apply_effects(conn: BaseDBAsyncClient, state: SatelliteState,
         elif event.type == "mcp.server.status_changed":
             if installation_id is not None:
                 message = data.get("status_message")
-                await McpInstallation.filter(id=installation_id).using_db(conn).update(
-                    status=data["status"],
-                    status_message=message if isinstance(message, str) else None,
+                statuses[installation_id] = (
+                    data["status"], message if isinstance(message, str) else None
                 )
         elif event.type == "mcp.tool.executed":
-            usage.append({
-                "satellite_id": state.id, "team_id": event.team_id,
-                "installation_id": installation_id, "tool_name": data["tool_name"][:255],
-                "server_slug": _text(data.get("server_slug"), 64),
-                "duration_ms": _number(data.get("duration_ms")),
-                "success": data.get("success") is not False,
-                "error_message": _text(data.get("error_message"), None),
-                "occurred_at": event.occurred_at,
-            })
+            usage.append((
+                state.id, event.team_id, installation_id, data["tool_name"][:255],
+                _text(data.get("server_slug"), 64), _number(data.get("duration_ms")),
+                data.get("success") is not False, _text(data.get("error_message"), None),
+                _db_time(SatelliteUsageLog, "occurred_at", event.occurred_at),
+            ))
         elif event.type == "mcp.tools.discovered":
             if event.installation is not None:
                 await _replace_tools(conn, event.installation, data["tools"], event.occurred_at)
         elif event.type == "mcp.server.logs":
             if installation_id is not None:
                 server_logs.extend(
-                    McpServerLog(
-                        installation_id=installation_id, team_id=event.team_id,
-                        satellite_id=state.id, level=_text(item.get("level"), 16) or "info",
-                        message=_text(item.get("message"), None) or "",
-                        logged_at=_when(item.get("timestamp"), event.occurred_at),
+                    (
+                        installation_id, event.team_id, state.id,
+                        _text(item.get("level"), 16) or "info",
+                        _text(item.get("message"), None) or "",
+                        _db_time(McpServerLog, "logged_at",
+                                 _when(item.get("timestamp"), event.occurred_at)),
                     )
                     for item in data["logs"] if isinstance(item, dict)
                 )
@@ -425,14 +488,18 @@ async def _apply_effects(conn: BaseDBAsyncClient, state: SatelliteState,
                 last_activity_at=_when(data.get("last_activity_at"), event.occurred_at),
                 updated_at=now,
             )
+    for installation_id, (status, message) in statuses.items():
+        await McpInstallation.filter(id=installation_id).using_db(conn).update(
+            status=status, status_message=message,
+        )
     if usage:
-        await _insert_usage(conn, usage)
+        await _insert_rows(conn, SatelliteUsageLog, _USAGE_COLUMNS, usage)
     if requests:
         await McpRequestLog.bulk_create(requests, batch_size=500, using_db=conn)
     if server_logs:
-        await McpServerLog.bulk_create(server_logs, batch_size=500, using_db=conn)
-        for installation_id in {row.installation_id for row in server_logs}:
-            await _trim_server_logs(conn, str(installation_id))
+        await _insert_rows(conn, McpServerLog, _SERVER_LOG_COLUMNS, server_logs)
+        for installation_id in dict.fromkeys(str(row[0]) for row in server_logs):
+            await _trim_server_logs(conn, installation_id)
     if activity:
         await McpClientActivity.bulk_create(
             list(activity.values()), using_db=conn, on_conflict=["satellite_id", "team_id"],
@@ -511,16 +578,19 @@ async def _replace_tools(conn: BaseDBAsyncClient, installation: _Installation,
 
 
 async def _trim_server_logs(conn: BaseDBAsyncClient, installation_id: str) -> None:
-    """Keep the newest `MAX_SERVER_LOGS_PER_INSTALLATION` lines of one installation."""
-    boundary = await (
-        McpServerLog.filter(installation_id=installation_id).using_db(conn)
-        .order_by("-id").offset(MAX_SERVER_LOGS_PER_INSTALLATION).limit(1)
-        .values_list("id", flat=True)
+    """Keep the newest `MAX_SERVER_LOGS_PER_INSTALLATION` lines of one installation.
+
+    One statement: with no line beyond the bound the subquery is NULL and nothing goes.
+    """
+    mark = _placeholder(conn)
+    table = McpServerLog._meta.db_table
+    # The table name is our constant; the installation id is a bound parameter.
+    sql = (
+        f'DELETE FROM "{table}" WHERE "installation_id" = {mark(0)} AND "id" <= '  # noqa: S608
+        f'(SELECT "id" FROM "{table}" WHERE "installation_id" = {mark(1)} '
+        f'ORDER BY "id" DESC LIMIT 1 OFFSET {MAX_SERVER_LOGS_PER_INSTALLATION})'
     )
-    if boundary:
-        await McpServerLog.filter(
-            installation_id=installation_id, id__lte=boundary[0]
-        ).using_db(conn).delete()
+    await conn.execute_query(sql, [installation_id, installation_id])
 
 
 async def _redact_request_logs(events: Iterable[_Event]) -> None:
@@ -637,12 +707,21 @@ async def ingest_events(rt: Runtime, state: SatelliteState, raw_events: Sequence
     valid: list[_Event] = []
     if parsed:
         found = await _lookup(state, parsed)
+        claims: list[_Event] = []
         for event in parsed:
             try:
-                _attribute(state, event, found)
-                valid.append(event)
+                (claims if _attribute(state, event, found) else valid).append(event)
             except _Invalid as error:
                 failures.append(EventFailure(event.index, event.type, str(error)))
+        if claims:
+            teams = await _existing_teams({str(event.team_id) for event in claims})
+            for event in claims:
+                if event.team_id in teams:
+                    valid.append(event)
+                else:
+                    failures.append(EventFailure(event.index, event.type,
+                                                 f"Unknown team: {event.team_id}"))
+            valid.sort(key=lambda event: event.index)
     await _redact_request_logs(valid)
     stored = []
     for event in await _store_all(state, valid, failures):
