@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from app.bus import Channels, Message
+from app.bus import Channels
 from app.config import Settings
 from app.jobs import offline
 from app.jobs.runner import scheduled_jobs
@@ -21,7 +19,7 @@ from app.models import Satellite
 from app.services.clock import utcnow
 from app.services.runtime import Runtime
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite, satellite_factory
-from tests.fixtures.server import eventually, make_settings, running
+from tests.fixtures.server import eventually, listening, make_settings, running
 
 HEARTBEAT = {"status": "active", "system_metrics": {"cpu_usage_percent": 1, "memory_usage_mb": 1}}
 
@@ -36,22 +34,6 @@ async def beat(http: aiohttp.ClientSession, satellite: TestSatellite) -> None:
     async with http.post(satellite.path("heartbeat"), data=json.dumps(HEARTBEAT),
                          headers=satellite.headers) as response:
         assert response.status == 200
-
-
-@asynccontextmanager
-async def listening(rt: Runtime) -> AsyncIterator[asyncio.Queue[Message]]:
-    received: asyncio.Queue[Message] = asyncio.Queue()
-
-    async def pump() -> None:
-        async for _, message in rt.bus.subscribe([Channels.SATELLITE_STATUS]):
-            received.put_nowait(message)
-
-    task = asyncio.create_task(pump())
-    await asyncio.sleep(0.01)
-    try:
-        yield received
-    finally:
-        task.cancel()
 
 
 def end_start_up_grace(rt: Runtime) -> None:
@@ -69,7 +51,7 @@ async def test_silent_satellite_goes_offline_and_its_next_heartbeat_brings_it_ba
     end_start_up_grace(rt)
     satellite = await make_satellite()
 
-    async with listening(rt) as received:
+    async with listening(rt, Channels.SATELLITE_STATUS) as received:
         await beat(http, satellite)
         came_online = await asyncio.wait_for(received.get(), 2)
         went_offline = await asyncio.wait_for(received.get(), 3)  # after ~1 s of silence

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 import app.services.authentication as authentication
 from app.auth.api_keys import generate_api_key, parse_api_key
-from app.main import create_app
 from app.models import AuditEntry
 from app.models.enums import SatelliteStatus, SatelliteType
-from app.rest.context import RUNTIME_KEY
 from app.services.actors import CLI_ACTOR
 from app.services.runtime import Runtime
 from app.services.satellites import set_satellite_status
 from tests.fixtures.people import TokenFactory
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite, satellite_factory
-from tests.fixtures.server import make_settings
+from tests.fixtures.server import make_settings, running
 
 UNKNOWN_ID = "0123456789abcdef0123456789abcdef"
 
@@ -161,37 +156,25 @@ async def test_valid_key_on_another_satellites_url_is_403_forbidden(
                 }
 
 
-@asynccontextmanager
-async def running(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[str, Runtime]]:
-    app = create_app(make_settings(tmp_path, **overrides))
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        yield str(server.make_url("/")), app[RUNTIME_KEY]
-    finally:
-        await server.close()
-
-
 async def test_failure_burst_is_429_but_verified_keys_keep_working(tmp_path: Path) -> None:
-    async with running(tmp_path, auth_failure_limit=5) as (base_url, rt):
+    async with running(make_settings(tmp_path, auth_failure_limit=5)) as (rt, http):
         factory = satellite_factory(rt)
         verified, unverified = await factory(), await factory()
-        async with aiohttp.ClientSession(base_url=base_url) as http:
-            assert (await poll(http, verified.id, verified.api_key))[0] == 200
-            for attempt in range(6):
-                stranger, _ = generate_api_key(SatelliteType.GLOBAL)
-                status, _, _ = await poll(http, verified.id, stranger)
-                assert status == 401, attempt
-            status, body, headers = await poll(http, verified.id, "garbage")
-            assert status == 429
-            assert "rate limit" in body["error"]
-            assert int(headers["Retry-After"]) >= 1
-            # Not yet verified from here: refused without computing a hash.
-            status, body, _ = await poll(http, unverified.id, unverified.api_key)
-            assert status == 429
-            # Already verified (cached): fleets share NAT addresses.
-            status, _, _ = await poll(http, verified.id, verified.api_key)
-            assert status == 200
+        assert (await poll(http, verified.id, verified.api_key))[0] == 200
+        for attempt in range(6):
+            stranger, _ = generate_api_key(SatelliteType.GLOBAL)
+            status, _, _ = await poll(http, verified.id, stranger)
+            assert status == 401, attempt
+        status, body, headers = await poll(http, verified.id, "garbage")
+        assert status == 429
+        assert "rate limit" in body["error"]
+        assert int(headers["Retry-After"]) >= 1
+        # Not yet verified from here: refused without computing a hash.
+        status, body, _ = await poll(http, unverified.id, unverified.api_key)
+        assert status == 429
+        # Already verified (cached): fleets share NAT addresses.
+        status, _, _ = await poll(http, verified.id, verified.api_key)
+        assert status == 200
         burst = await AuditEntry.filter(action="security.auth_failure_burst")
         assert len(burst) == 1
         assert burst[0].address == "127.0.0.1"

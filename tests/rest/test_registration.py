@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,14 +11,11 @@ from typing import Any
 import aiohttp
 import jwt
 import pytest
-from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 import app.services.tokens as tokens_module
-from app.main import create_app
 from app.models import AuditEntry, RegistrationToken, Satellite
 from app.models.enums import SatelliteStatus, SatelliteType, TokenScope
-from app.rest.context import RUNTIME_KEY
 from app.services.actors import CLI_ACTOR
 from app.services.clock import utcnow
 from app.services.runtime import Runtime
@@ -28,7 +23,7 @@ from app.services.satellites import set_satellite_status
 from app.services.tokens import IssuedToken, revoke_registration_token
 from tests.fixtures.people import TeamFactory, TokenFactory
 from tests.fixtures.satellites import SatelliteFactory
-from tests.fixtures.server import make_settings
+from tests.fixtures.server import make_settings, running
 
 REGISTER = "/api/satellites/register"
 REFERENCE_HEADERS = {
@@ -566,21 +561,10 @@ async def test_body_over_the_limit_is_413_body_too_large(
 # ---- failures are counted, audited, and never leak the token ------------------------
 
 
-@asynccontextmanager
-async def running(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[str, Runtime]]:
-    app = create_app(make_settings(tmp_path, **overrides))
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        yield str(server.make_url("/")), app[RUNTIME_KEY]
-    finally:
-        await server.close()
-
-
 async def test_repeated_failed_registrations_are_rate_limited(tmp_path: Path) -> None:
     from app.services.tokens import issue_registration_token
 
-    async with running(tmp_path, auth_failure_limit=3) as (base_url, rt):
+    async with running(make_settings(tmp_path, auth_failure_limit=3)) as (rt, http):
         good = await issue_registration_token(
             rt,
             scope=TokenScope.GLOBAL,
@@ -589,19 +573,18 @@ async def test_repeated_failed_registrations_are_rate_limited(tmp_path: Path) ->
             satellite_name=None,
             actor=CLI_ACTOR,
         )
-        async with aiohttp.ClientSession(base_url=base_url) as http:
-            for _ in range(4):
-                status, body = await register(
-                    http, "deploystack_satellite_global_bad", reference_body("limited-sat-01")
-                )
-                assert status == 401
-            headers = {**REFERENCE_HEADERS, "Authorization": f"Bearer {good.token}"}
-            async with http.post(
-                REGISTER, json=reference_body("limited-sat-01"), headers=headers
-            ) as response:
-                assert response.status == 429
-                assert "rate limit" in (await response.json())["error"]
-                assert int(response.headers["Retry-After"]) >= 1
+        for _ in range(4):
+            status, body = await register(
+                http, "deploystack_satellite_global_bad", reference_body("limited-sat-01")
+            )
+            assert status == 401
+        headers = {**REFERENCE_HEADERS, "Authorization": f"Bearer {good.token}"}
+        async with http.post(
+            REGISTER, json=reference_body("limited-sat-01"), headers=headers
+        ) as response:
+            assert response.status == 429
+            assert "rate limit" in (await response.json())["error"]
+            assert int(response.headers["Retry-After"]) >= 1
         assert (await RegistrationToken.get(jti=good.row.jti)).used_at is None
         assert await AuditEntry.filter(action="security.auth_failure_burst").exists()
 

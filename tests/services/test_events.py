@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
-from app.bus import Channels, Message
+from app.bus import Channels
 from app.config import Settings
 from app.models import McpInstallation, McpServer, McpServerLog, McpTool, SatelliteUsageLog, Team
 from app.models.enums import TransportType
@@ -20,6 +18,7 @@ from app.services.fleet import SatelliteState
 from app.services.runtime import Runtime
 from tests.fixtures.people import TeamFactory
 from tests.fixtures.satellites import SatelliteFactory
+from tests.fixtures.server import listening
 
 TS = "2026-01-02T03:04:05Z"
 Json = dict[str, Any]
@@ -58,22 +57,6 @@ def discovered(installation: McpInstallation, tool_name: str) -> Json:
     return {"type": "mcp.tools.discovered", "timestamp": TS,
             "data": {"installation_id": installation.id, "team_id": None, "server_slug": "srv",
                      "tool_count": 1, "tools": [{"tool_name": tool_name}]}}
-
-
-@asynccontextmanager
-async def listening(rt: Runtime) -> AsyncIterator[asyncio.Queue[Message]]:
-    received: asyncio.Queue[Message] = asyncio.Queue()
-
-    async def pump() -> None:
-        async for _, message in rt.bus.subscribe([Channels.SATELLITE_EVENTS]):
-            received.put_nowait(message)
-
-    task = asyncio.create_task(pump())
-    await asyncio.sleep(0.01)
-    try:
-        yield received
-    finally:
-        task.cancel()
 
 
 async def test_a_failing_write_fails_only_its_own_event(
@@ -121,7 +104,7 @@ async def test_the_same_client_id_twice_in_a_batch_is_one_event(
 async def test_new_events_are_published_and_replays_are_not(
     rt: Runtime, satellite: SatelliteState, installation: McpInstallation, team: Team,
 ) -> None:
-    async with listening(rt) as received:
+    async with listening(rt, Channels.SATELLITE_EVENTS) as received:
         result = await ingest_events(rt, satellite, [executed(installation, "a")])
         await ingest_events(rt, satellite, [executed(installation, "a")])
         message = await asyncio.wait_for(received.get(), 1)
