@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.satellites",
     "tests.fixtures.people",
     "tests.fixtures.threaded",
+    "tests.fixtures.mcp",
 ]

@@ -22,6 +22,7 @@ from app.services.actors import Actor
 from app.services.audit import record_audit
 from app.services.clock import utcnow
 from app.services.config_merge import SCHEMA_FIELDS, TEMPLATE_FIELDS, validate_schema
+from app.services.config_push import push_for_servers
 
 if TYPE_CHECKING:
     from app.services.runtime import Runtime
@@ -190,17 +191,29 @@ def _template_values(server: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-async def _upsert(slug: str, values: dict[str, Any]) -> bool:
-    """Create or replace one server by slug with single statements; True when created."""
-    # `.update()` does not touch auto_now fields, so updated_at is set here.
-    if await McpServer.filter(slug=slug).update(**values, updated_at=utcnow()):
-        return False
+async def _upsert(slug: str, values: dict[str, Any]) -> tuple[str, bool, bool]:
+    """Create or replace one server by slug with single statements.
+
+    Returns (server id, created, changed): a server whose template is already
+    exactly `values` is left alone, so re-importing a file changes nothing.
+    """
+    existing = await McpServer.get_or_none(slug=slug)
+    if existing is not None:
+        if all(_same(getattr(existing, name), value) for name, value in values.items()):
+            return existing.id, False, False
+        # `.update()` does not touch auto_now fields, so updated_at is set here.
+        await McpServer.filter(id=existing.id).update(**values, updated_at=utcnow())
+        return existing.id, False, True
     try:
-        await McpServer.create(slug=slug, **values)
+        created = await McpServer.create(slug=slug, **values)
     except IntegrityError:  # created concurrently: replace it instead
         await McpServer.filter(slug=slug).update(**values, updated_at=utcnow())
-        return False
-    return True
+        return (await get_server_by_slug(slug)).id, False, True
+    return created.id, True, True
+
+
+def _same(current: Any, wanted: Any) -> bool:
+    return bool(getattr(current, "value", current) == getattr(wanted, "value", wanted))
 
 
 def _failure(problems: list[dict[str, Any]]) -> ValidationError:
@@ -223,16 +236,22 @@ async def import_catalog(rt: Runtime, document: dict[str, Any], *, actor: Actor
     ValidationError listing every problem with its JSON path, and nothing is written.
     Each server is then one short write (an UPDATE by slug, else an INSERT); fields a
     server omits are reset, so the file is the template. Audited as `catalog.imported`.
+    Satellites serving an installation of a changed template get a `configure`;
+    servers whose template is unchanged are not written at all.
     """
     problems = validate_catalog(document)
     if problems:
         raise _failure(problems)
     created = updated = 0
+    changed: list[str] = []
     for server in document["servers"]:
-        if await _upsert(server["slug"], _template_values(server)):
-            created += 1
-        else:
-            updated += 1
+        server_id, was_created, was_changed = await _upsert(
+            server["slug"], _template_values(server)
+        )
+        created += was_created
+        updated += not was_created
+        if was_changed and not was_created:
+            changed.append(server_id)
     await record_audit(
         "catalog.imported",
         actor=actor,
@@ -243,6 +262,7 @@ async def import_catalog(rt: Runtime, document: dict[str, Any], *, actor: Actor
             "slugs": [server["slug"] for server in document["servers"]],
         },
     )
+    await push_for_servers(rt, changed)
     return CatalogImport(created=created, updated=updated)
 
 

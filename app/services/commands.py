@@ -19,7 +19,6 @@ Every change is published on `command.updated` after it is written.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -44,6 +43,7 @@ from app.services.actors import Actor
 from app.services.audit import record_audit
 from app.services.clock import iso, utcnow
 from app.services.fleet import SatelliteState
+from app.services.json_objects import checked_json_object
 
 if TYPE_CHECKING:
     from app.services.runtime import Runtime
@@ -165,15 +165,8 @@ async def _announce_pending(rt: Runtime, satellite_ids: Iterable[str]) -> None:
 def _checked_payload(payload: Any) -> dict[str, Any]:
     if payload is None:
         return {}
-    if not isinstance(payload, dict):
-        raise ValidationError("Command payload must be a JSON object")
-    try:
-        encoded = json.dumps(payload, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as error:
-        raise ValidationError(f"Command payload is not valid JSON: {error}") from error
-    if len(encoded.encode()) > MAX_PAYLOAD_BYTES:
-        raise ValidationError(f"Command payload exceeds {MAX_PAYLOAD_BYTES} bytes")
-    return payload
+    return checked_json_object(payload, what="Command payload", field="payload",
+                               max_bytes=MAX_PAYLOAD_BYTES)
 
 
 async def enqueue_command(

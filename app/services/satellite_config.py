@@ -19,6 +19,7 @@ from tortoise.expressions import Q
 
 from app.models import Satellite, Team
 from app.services.fleet import SatelliteState
+from app.services.mcp_entries import render_mcp_servers
 
 if TYPE_CHECKING:
     from app.services.runtime import Runtime
@@ -68,11 +69,6 @@ async def render_satellite_config(rt: Runtime, state: SatelliteState) -> Rendere
     version = hashlib.sha256(canonical_json(content)).hexdigest()[:CONFIG_VERSION_LENGTH]
     return RenderedConfig(body=canonical_json({**content, "config_version": version}),
                           version=version)
-
-
-async def render_mcp_servers(rt: Runtime, state: SatelliteState) -> dict[str, Any]:
-    """The MCP server entries keyed by process id. Filled by the installations work."""
-    return {}
 
 
 async def render_satellite_settings(rt: Runtime, state: SatelliteState) -> dict[str, Any]:
@@ -149,7 +145,6 @@ __all__ = [
     "canonical_json",
     "deep_merge",
     "narrowed_limits",
-    "render_mcp_servers",
     "render_satellite_config",
     "render_satellite_settings",
 ]

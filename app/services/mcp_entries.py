@@ -1,0 +1,165 @@
+"""The `mcp_servers` part of a satellite's config: one entry per installation it serves.
+
+Scope (protocol.md §9): a global satellite gets the enabled installations of
+every team, a team satellite only its own team's; either way an installation
+pinned to another satellite is left out. Each entry is the template → team →
+owner merge (`config_merge.merge_entry`) with secrets opened for this response
+only.
+
+An installation with a missing required field is left out and marked
+`awaiting_config`. One that fails to render (a secret the key ring cannot open,
+a broken template) is served from its last good rendering, kept sealed in the
+database, so the client does not stop a running server; with none it is left
+out. Either way the failure is logged and recorded on the installation, and the
+response never fails. The bookkeeping writes happen only when something changed,
+so a steady fleet fetching its config writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tortoise.expressions import Q
+
+from app.auth.secrets import SecretDecryptionError
+from app.models import McpInstallation, McpUserConfig
+from app.services.config_merge import MergeError, merge_entry, missing_required, process_id
+from app.services.fleet import SatelliteState
+from app.services.installations import AWAITING_CONFIG, readiness_status, template_of
+from app.services.tier_values import empty_tier, tier_of
+
+if TYPE_CHECKING:
+    from app.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+_LAST_GOOD_KEY = "sealed"
+
+
+@dataclass(frozen=True, slots=True)
+class _Rendered:
+    process_id: str
+    entry: dict[str, Any] | None
+
+
+def _scope(state: SatelliteState) -> Q:
+    scope = Q(enabled=True) & (
+        Q(pinned_satellite_id__isnull=True) | Q(pinned_satellite_id=state.id)
+    )
+    if not state.is_global:
+        scope &= Q(team_id=state.team_id)
+    return scope
+
+
+async def render_mcp_servers(rt: Runtime, state: SatelliteState) -> dict[str, Any]:
+    """Entries keyed by process id `{server_slug}-{team_slug}-{installation_id}`."""
+    installations = await McpInstallation.filter(_scope(state)).select_related(
+        "server", "team"
+    ).order_by("id")
+    if not installations:
+        return {}
+    owner_tiers = await _owner_tiers(installations)
+    servers: dict[str, Any] = {}
+    for installation in installations:
+        rendered = await _render_one(rt, installation, owner_tiers.get(installation.id))
+        if rendered.entry is not None:
+            servers[rendered.process_id] = rendered.entry
+    return servers
+
+
+async def _owner_tiers(installations: list[McpInstallation]) -> dict[str, dict[str, Any]]:
+    """Each installation's owner tier, in one query."""
+    owners = {
+        row.id: row.owner_id for row in installations  # type: ignore[attr-defined]
+        if row.owner_id is not None  # type: ignore[attr-defined]
+    }
+    if not owners:
+        return {}
+    configs = await McpUserConfig.filter(
+        installation_id__in=list(owners), user_id__in=list(set(owners.values()))
+    )
+    return {
+        config.installation_id: tier_of(config)  # type: ignore[attr-defined]
+        for config in configs
+        if owners.get(config.installation_id) == config.user_id  # type: ignore[attr-defined]
+    }
+
+
+async def _render_one(
+    rt: Runtime, installation: McpInstallation, owner_tier: dict[str, Any] | None
+) -> _Rendered:
+    server, team = installation.server, installation.team
+    pid = process_id(server.slug, team.slug, installation.id)
+    template = template_of(server)
+    team_tier, user_tier = tier_of(installation), owner_tier or empty_tier()
+    status = readiness_status(
+        bool(missing_required(template, team_tier, user_tier)), installation.status
+    )
+    if status != installation.status:
+        await McpInstallation.filter(id=installation.id, status=installation.status).update(
+            status=status
+        )
+    if status == AWAITING_CONFIG:
+        return _Rendered(pid, None)
+    try:
+        merged = merge_entry(template, team_tier, user_tier, decrypt=rt.secrets.decrypt)
+    except (MergeError, SecretDecryptionError) as error:
+        return _Rendered(pid, await _last_good(rt, installation, str(error)))
+    entry = {
+        "installation_id": installation.id,
+        "installation_name": installation.name,
+        "team_id": team.id,
+        "team_slug": team.slug,
+        "server_slug": server.slug,
+        "server_name": server.name,
+        "enabled": installation.enabled,
+        "settings": installation.settings or {},
+        **merged.to_wire(),
+    }
+    await _remember(rt, installation, entry)
+    return _Rendered(pid, entry)
+
+
+def _canonical(entry: dict[str, Any]) -> str:
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _open_last_good(rt: Runtime, installation: McpInstallation) -> dict[str, Any] | None:
+    stored = installation.last_good_rendering
+    if not isinstance(stored, dict) or not isinstance(stored.get(_LAST_GOOD_KEY), str):
+        return None
+    try:
+        entry = json.loads(rt.secrets.decrypt(stored[_LAST_GOOD_KEY]))
+    except (SecretDecryptionError, ValueError):
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
+async def _remember(rt: Runtime, installation: McpInstallation, entry: dict[str, Any]) -> None:
+    """Keep `entry` (sealed: it holds secrets) as the last good rendering, if it is new."""
+    previous = _open_last_good(rt, installation)
+    if previous is not None and _canonical(previous) == _canonical(entry) and (
+        not installation.render_error
+    ):
+        return
+    await McpInstallation.filter(id=installation.id).update(
+        last_good_rendering={_LAST_GOOD_KEY: rt.secrets.encrypt(_canonical(entry))},
+        render_error=None,
+    )
+
+
+async def _last_good(rt: Runtime, installation: McpInstallation, error: str
+                     ) -> dict[str, Any] | None:
+    entry = _open_last_good(rt, installation)
+    if installation.render_error != error:
+        log.warning("installation cannot be rendered; %s", (
+            "serving its last good rendering" if entry else "left out (no good rendering yet)"
+        ), extra={"op": "config.render", "installation_id": installation.id, "error": error})
+        await McpInstallation.filter(id=installation.id).update(render_error=error)
+    return entry
+
+
+__all__ = ["render_mcp_servers"]
