@@ -20,6 +20,7 @@ class DerivedKeys:
     sessions: bytes
     key_cache_digest: bytes
     encryption_default: bytes
+    rendering_digest: bytes
 
     @classmethod
     def from_secret(cls, secret: str) -> DerivedKeys:
@@ -28,4 +29,5 @@ class DerivedKeys:
             sessions=derive_key(secret, "groundstation/sessions"),
             key_cache_digest=derive_key(secret, "groundstation/key-cache-digest"),
             encryption_default=derive_key(secret, "groundstation/encryption"),
+            rendering_digest=derive_key(secret, "groundstation/rendering-digest"),
         )

@@ -27,8 +27,9 @@ from app.cli.output import (
 from app.errors import ValidationError
 from app.models.enums import GlobalRole, SatelliteStatus
 from app.services.actors import CLI_ACTOR
-from app.services.catalog import import_catalog
+from app.services.catalog import get_server_by_slug, import_catalog
 from app.services.commands import enqueue_command
+from app.services.installations import InstallationChange, install_server, missing_fields
 from app.services.runtime import Runtime
 from app.services.satellites import (
     delete_satellite,
@@ -42,7 +43,7 @@ from app.services.tokens import (
     list_registration_tokens,
     revoke_registration_token,
 )
-from app.services.users import create_user
+from app.services.users import create_user, get_user_by_email
 
 OK = "ok"
 
@@ -138,6 +139,24 @@ async def catalog_import(call: Invocation) -> str:
     document = await asyncio.to_thread(_read_catalog_file, call.args.file)
     imported = await import_catalog(call.rt, document, actor=CLI_ACTOR)
     return str(imported.imported)
+
+
+async def install(call: Invocation) -> str:
+    args = call.args
+    team = await get_team_by_slug(args.team)
+    server = await get_server_by_slug(args.server)
+    owner = None if args.owner is None else (await get_user_by_email(args.owner)).id
+    installation = await install_server(
+        call.rt, team_id=team.id, server_id=server.id, actor=CLI_ACTOR,
+        change=InstallationChange(name=args.name, env=args.env, args=args.args,
+                                  headers=args.headers, pinned_satellite_id=args.pin,
+                                  owner_id=owner),
+    )
+    missing = await missing_fields(installation)
+    if missing:  # created, but left out of every config until set: say why, on stderr
+        print(f"warning: installation is {installation.status}: {'; '.join(missing)}",
+              file=sys.stderr, flush=True)
+    return installation.id
 
 
 async def command_send(call: Invocation) -> str:

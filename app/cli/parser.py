@@ -50,6 +50,23 @@ def json_object(raw: str) -> dict[str, Any]:
     return value
 
 
+class KeyValues(argparse.Action):
+    """A repeatable `K=V` flag gathered into one dict: split at the first `=` (the value
+    may hold more), the key non-empty, each key given once."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        raw = str(values)
+        key, separator, value = raw.partition("=")
+        if not separator or not key.strip():
+            parser.error(f"argument {option_string}: expected KEY=VALUE, got {raw!r}")
+        gathered: dict[str, str] = dict(getattr(namespace, self.dest, None) or {})
+        if key in gathered:
+            parser.error(f"argument {option_string}: {key!r} given twice")
+        gathered[key] = value
+        setattr(namespace, self.dest, gathered)
+
+
 def _metavar(enum_type: type[StrEnum]) -> str:
     return "{" + ",".join(member.value for member in enum_type) + "}"
 
@@ -146,6 +163,36 @@ def _add_catalog(subparsers: argparse._SubParsersAction[Parser]) -> None:
     load.set_defaults(handler=commands.catalog_import)
 
 
+def _add_install(subparsers: argparse._SubParsersAction[Parser]) -> None:
+    install = subparsers.add_parser(
+        "install", help="install a catalogue MCP server for a team; prints the installation id",
+        description="Install a catalogue MCP server for a team (its team-level values), "
+        "enqueue a 'configure' command for every satellite that serves it, and print the "
+        "installation id. Values are checked against the server's team schemas; values of "
+        "secret fields are stored encrypted. An installation missing a required field is "
+        "created as 'awaiting_config' and left out of satellite configs until set.",
+    )
+    install.add_argument("--team", required=True, metavar="SLUG", help="the team")
+    install.add_argument("--server", required=True, metavar="SLUG",
+                         help="the catalogue server (see 'catalog import')")
+    install.add_argument("--name", help="the installation's name (default: the server's name)")
+    install.add_argument("--env", action=KeyValues, metavar="KEY=VALUE",
+                         help="a team environment variable; repeat for more (the value may "
+                         "contain '=')")
+    install.add_argument("--arg", dest="args", action="append", metavar="VALUE",
+                         help="a team argument, appended after the template's; repeat for "
+                         "more, in order (a value starting with '-': --arg=-v)")
+    install.add_argument("--header", dest="headers", action=KeyValues, metavar="KEY=VALUE",
+                         help="a team HTTP header (http/sse servers); repeat for more")
+    install.add_argument("--pin", metavar="SATELLITE_ID",
+                         help="serve it only from this satellite (a global one, or one of "
+                         "the team's own)")
+    install.add_argument("--owner", metavar="EMAIL",
+                         help="an existing user who owns it (their user config is merged "
+                         "in); default: none")
+    install.set_defaults(handler=commands.install)
+
+
 def _add_command(subparsers: argparse._SubParsersAction[Parser]) -> None:
     command = _group(subparsers, "command", "satellite commands")
     send = command.add_parser(
@@ -205,6 +252,7 @@ def build_parser() -> Parser:
     _add_team(subparsers)
     _add_token(subparsers)
     _add_catalog(subparsers)
+    _add_install(subparsers)
     _add_command(subparsers)
     _add_satellites(subparsers)
     return parser

@@ -158,6 +158,15 @@ async def list_revisions(installation_id: str) -> list[McpInstallationRevision]:
     ).order_by("-revision")
 
 
+async def missing_fields(installation: McpInstallation) -> list[str]:
+    """What still keeps an installation `awaiting_config` (empty when nothing does)."""
+    return missing_required(
+        template_of(installation.server), tier_of(installation),
+        await _owner_tier(installation.id, installation.owner_id)  # type: ignore[attr-defined]
+        or {},
+    )
+
+
 async def _owner_tier(installation_id: str, owner_id: str | None) -> dict[str, Any] | None:
     if owner_id is None:
         return None
@@ -460,6 +469,7 @@ __all__ = [
     "install_server",
     "list_installations",
     "list_revisions",
+    "missing_fields",
     "readiness",
     "readiness_status",
     "rollback_installation",

@@ -17,6 +17,8 @@ so a steady fleet fetching its config writes nothing.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 from dataclasses import dataclass
@@ -36,7 +38,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_LAST_GOOD_KEY = "sealed"
+_SEALED = "sealed"
+_DIGEST = "digest"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,16 +126,22 @@ async def _render_one(
     return _Rendered(pid, entry)
 
 
-def _canonical(entry: dict[str, Any]) -> str:
-    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def _canonical(entry: dict[str, Any]) -> bytes:
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _digest(rt: Runtime, entry: dict[str, Any]) -> str:
+    """A keyed digest of an entry: compares renderings without opening the sealed one
+    (and, being keyed, says nothing about the secrets inside)."""
+    return hmac.new(rt.keys.rendering_digest, _canonical(entry), hashlib.sha256).hexdigest()
 
 
 def _open_last_good(rt: Runtime, installation: McpInstallation) -> dict[str, Any] | None:
     stored = installation.last_good_rendering
-    if not isinstance(stored, dict) or not isinstance(stored.get(_LAST_GOOD_KEY), str):
+    if not isinstance(stored, dict) or not isinstance(stored.get(_SEALED), str):
         return None
     try:
-        entry = json.loads(rt.secrets.decrypt(stored[_LAST_GOOD_KEY]))
+        entry = json.loads(rt.secrets.decrypt(stored[_SEALED]))
     except (SecretDecryptionError, ValueError):
         return None
     return entry if isinstance(entry, dict) else None
@@ -140,14 +149,15 @@ def _open_last_good(rt: Runtime, installation: McpInstallation) -> dict[str, Any
 
 async def _remember(rt: Runtime, installation: McpInstallation, entry: dict[str, Any]) -> None:
     """Keep `entry` (sealed: it holds secrets) as the last good rendering, if it is new."""
-    previous = _open_last_good(rt, installation)
-    if previous is not None and _canonical(previous) == _canonical(entry) and (
+    digest = _digest(rt, entry)
+    stored = installation.last_good_rendering
+    if isinstance(stored, dict) and stored.get(_DIGEST) == digest and (
         not installation.render_error
     ):
         return
+    sealed = rt.secrets.encrypt(_canonical(entry).decode())
     await McpInstallation.filter(id=installation.id).update(
-        last_good_rendering={_LAST_GOOD_KEY: rt.secrets.encrypt(_canonical(entry))},
-        render_error=None,
+        last_good_rendering={_SEALED: sealed, _DIGEST: digest}, render_error=None,
     )
 
 

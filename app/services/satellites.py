@@ -27,7 +27,9 @@ from app.services.actors import Actor
 from app.services.audit import record_audit
 from app.services.clock import iso, utcnow
 from app.services.commands import cancel_open_commands
+from app.services.config_push import INSTALLATION_UPDATED, push_configure
 from app.services.fleet import SatelliteState
+from app.services.json_objects import checked_json_object
 
 if TYPE_CHECKING:
     from app.services.runtime import Runtime
@@ -323,3 +325,33 @@ async def rotate_satellite_key(rt: Runtime, satellite_id: str, *, actor: Actor) 
         )
         return api_key
     raise Conflict("The satellite changed concurrently; try again", code="concurrent_change")
+
+
+MAX_OVERRIDES_BYTES = 16_384
+
+
+async def set_config_overrides(
+    rt: Runtime, satellite_id: str, overrides: dict[str, Any], *, actor: Actor
+) -> SatelliteState:
+    """Replace a satellite's `satellite_config` overrides (deep-merged over the defaults).
+
+    A JSON object of at most 16 KiB; `{}` removes every override. When they
+    change, the satellite gets a `configure` so it re-fetches its config.
+    """
+    checked = checked_json_object(overrides, what="config_overrides", field="config_overrides",
+                                  max_bytes=MAX_OVERRIDES_BYTES)
+    row = await get_satellite(satellite_id)
+    current = rt.fleet.get(satellite_id) or rt.fleet.apply_row(row)
+    assert current is not None
+    if row.config_overrides == checked:
+        return current
+    state = await rt.fleet.apply_admin_change(satellite_id, "config_overrides",
+                                              config_overrides=checked)
+    if state is None:
+        raise NotFound("Satellite not found", code="satellite_not_found")
+    await record_audit("satellite.config_overrides_set", actor=actor, object_type="satellite",
+                       object_id=satellite_id, team_id=state.team_id,
+                       details={"keys": sorted(checked)})
+    await push_configure(rt, [satellite_id], event=INSTALLATION_UPDATED, installation_id=None,
+                         team_id=state.team_id)
+    return state

@@ -15,7 +15,7 @@ from tests.cli.conftest import Cli, cli_environment
 COMMANDS = [
     [], ["serve"], ["admin"], ["admin", "create"], ["team"], ["team", "create"],
     ["token"], ["token", "create"], ["token", "list"], ["token", "revoke"],
-    ["catalog"], ["catalog", "import"],
+    ["catalog"], ["catalog", "import"], ["install"],
     ["command"], ["command", "send"], ["satellites"], ["satellite"],
     ["satellite", "disable"], ["satellite", "enable"], ["satellite", "delete"],
     ["satellite", "rotate-key"],

@@ -486,3 +486,16 @@ async def test_an_unreadable_secret_without_a_good_rendering_is_left_out(
         env={"ROOT_DIR": "/d", "DB_PASSWORD": "enc:v1:00000000:" + "A" * 60})
 
     assert set(await servers_of(rt, satellite)) == {pid(fine)}
+
+
+async def test_fetching_an_unchanged_config_rewrites_nothing(
+    rt: Runtime, team: Team, satellite: TestSatellite, install: InstallFactory,
+) -> None:
+    installation = await install(team.id, env={"ROOT_DIR": "/d", "DB_PASSWORD": "pw"})
+    await servers_of(rt, satellite)
+    stored = (await McpInstallation.get(id=installation.id)).last_good_rendering
+
+    await servers_of(rt, satellite)
+
+    assert (await McpInstallation.get(id=installation.id)).last_good_rendering == stored
+    assert "pw" not in json.dumps(stored)
