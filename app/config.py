@@ -65,6 +65,10 @@ class Settings:
     key_cache_ttl_seconds: int = 3600
     key_cache_negative_ttl_seconds: int = 30
     key_verify_concurrency: int = 2
+    # People: sessions expire after this long without use; failed logins are limited
+    session_idle_seconds: int = 7 * 24 * 3600
+    login_failure_limit: int = 10
+    login_failure_window_seconds: int = 300
     # Per-satellite token buckets (requests per second, burst)
     poll_rate_per_second: float = 1.0
     poll_burst: int = 30

@@ -30,6 +30,14 @@ class AppError(Exception):
         self.details = details
         self.headers = headers or {}
 
+    @property
+    def extensions(self) -> dict[str, Any]:
+        """GraphQL error extensions (graphql-core copies them from the original error)."""
+        extensions: dict[str, Any] = {"code": self.graphql_code, "reason": self.code}
+        if self.details:
+            extensions["details"] = self.details
+        return extensions
+
 
 class ValidationError(AppError):
     status = 400

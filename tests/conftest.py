@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.people",
     "tests.fixtures.threaded",
     "tests.fixtures.mcp",
+    "tests.fixtures.graphql",
 ]

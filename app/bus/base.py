@@ -44,3 +44,5 @@ class Channels:
     COMMAND_UPDATED = "command.updated"  # {command_id, satellite_id, team_id, status}
     SATELLITE_EVENTS = "satellite.events"  # {id, satellite_id, team_id, type, timestamp, data}
     KEY_EVICT = "keys.evict"  # {satellite_id}
+    SESSIONS_ENDED = "sessions.ended"  # {session_ids, reason}
+    MEMBERSHIPS_CHANGED = "memberships.changed"  # {user_id, team_id}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from app.rest import commands, config, events, heartbeat, operations, registration
+from app.rest.graphql import add_graphql_route
 
 SATELLITE = "/api/satellites/{satellite_id}"
 
@@ -19,3 +20,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(f"{SATELLITE}/command-result", commands.command_result)
     app.router.add_get(f"{SATELLITE}/config", config.satellite_config)
     app.router.add_post(f"{SATELLITE}/events", events.ingest)
+    add_graphql_route(app)

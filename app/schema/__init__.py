@@ -1,0 +1,43 @@
+"""The GraphQL schema (design.md §4), built once at import.
+
+Cost guards run before any resolver: depth ≤ 10, aliases ≤ 30; the parser and
+validation caches make repeated documents cheap (stack-notes: ~5× throughput).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaxAliasesLimiter, ParserCache, QueryDepthLimiter, ValidationCache
+from strawberry.types import ExecutionContext
+
+from app.schema.errors import ClientErrors, log_errors
+from app.schema.mutation import Mutation
+from app.schema.query import Query
+
+MAX_DEPTH = 10
+MAX_ALIASES = 30
+
+
+class GroundstationSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError],
+                       execution_context: ExecutionContext | None = None) -> None:
+        operation = execution_context.operation_name if execution_context else None
+        log_errors(errors, operation)
+
+
+def _extensions() -> list[Any]:
+    return [
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+        ClientErrors,
+    ]
+
+
+schema = GroundstationSchema(query=Query, mutation=Mutation, extensions=_extensions())
+
+__all__ = ["MAX_ALIASES", "MAX_DEPTH", "schema"]

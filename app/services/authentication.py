@@ -124,9 +124,9 @@ class _Window:
 class AuthFailureLimiter:
     """More than `auth_failure_limit` failures in a window → 429 for the rest of it."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._limit = settings.auth_failure_limit
-        self._window = float(settings.auth_failure_window_seconds)
+    def __init__(self, limit: int, window_seconds: float) -> None:
+        self._limit = limit
+        self._window = float(window_seconds)
         self._by_address: OrderedDict[str, _Window] = OrderedDict()
 
     def _current(self, address: str) -> _Window | None:

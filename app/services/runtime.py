@@ -29,6 +29,8 @@ class Runtime:
     fleet: FleetState
     key_cache: VerifiedKeyCache
     auth_failures: AuthFailureLimiter
+    # Failed logins and password checks, keyed by address and by email separately.
+    login_failures: AuthFailureLimiter
     rate_limits: SatelliteRateLimits
     heartbeats: HeartbeatRecorder
     secrets: SecretBox
@@ -51,7 +53,12 @@ def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
         keys=keys,
         fleet=FleetState(bus, settings.state_refresh_seconds),
         key_cache=VerifiedKeyCache(settings, keys.key_cache_digest),
-        auth_failures=AuthFailureLimiter(settings),
+        auth_failures=AuthFailureLimiter(
+            settings.auth_failure_limit, settings.auth_failure_window_seconds
+        ),
+        login_failures=AuthFailureLimiter(
+            settings.login_failure_limit, settings.login_failure_window_seconds
+        ),
         rate_limits=SatelliteRateLimits(settings),
         heartbeats=HeartbeatRecorder(settings, metrics),
         secrets=build_secret_box(settings, keys.encryption_default),

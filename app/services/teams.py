@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from app.bus import Channels
 from app.errors import Conflict, NotFound, ValidationError
-from app.models import Team, TeamMembership
+from app.models import Team, TeamMembership, User
 from app.models.enums import TeamRole
 from app.services.actors import Actor
 from app.services.audit import record_audit
@@ -153,3 +154,38 @@ async def update_team(
     if set(changes) - {"name"}:
         await push_for_team(rt, team.id)
     return await get_team(team.id)
+
+
+async def add_team_member(
+    rt: Runtime, team_id: str, user_id: str, role: TeamRole, *, actor: Actor
+) -> TeamMembership:
+    """Make a user a member of a team with `role`, or change the role of a member."""
+    team = await get_team(team_id)
+    if not await User.exists(id=user_id):
+        raise NotFound("User not found", code="user_not_found")
+    role = TeamRole(role)
+    membership = await TeamMembership.get_or_none(team_id=team.id, user_id=user_id)
+    if membership is None:
+        try:
+            membership = await TeamMembership.create(team_id=team.id, user_id=user_id, role=role)
+        except IntegrityError:  # added concurrently: set the role instead
+            membership = await TeamMembership.get(team_id=team.id, user_id=user_id)
+    if membership.role is not role:
+        await TeamMembership.filter(id=membership.id).update(role=role)
+        membership.role = role
+    await record_audit("team.member_added", actor=actor, object_type="team", object_id=team.id,
+                       team_id=team.id, details={"user_id": user_id, "role": role.value})
+    await rt.bus.publish(Channels.MEMBERSHIPS_CHANGED, {"user_id": user_id, "team_id": team.id})
+    return membership
+
+
+async def remove_team_member(rt: Runtime, team_id: str, user_id: str, *, actor: Actor) -> bool:
+    """Remove a user from a team; False when they were not a member."""
+    team = await get_team(team_id)
+    removed = await TeamMembership.filter(team_id=team.id, user_id=user_id).delete()
+    if removed:
+        await record_audit("team.member_removed", actor=actor, object_type="team",
+                           object_id=team.id, team_id=team.id, details={"user_id": user_id})
+        await rt.bus.publish(Channels.MEMBERSHIPS_CHANGED,
+                             {"user_id": user_id, "team_id": team.id})
+    return bool(removed)

@@ -1,0 +1,59 @@
+"""Satellite, command and team reads: scoped querysets (`services.reads`) → types."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app.models import enums as model
+from app.schema.context import Info, principal_of
+from app.schema.enums import SatelliteStatus
+from app.schema.pagination import Connection, paginate
+from app.schema.types.commands import Command
+from app.schema.types.people import Team
+from app.schema.types.satellites import Satellite
+from app.services import reads
+
+
+async def satellites(
+    info: Info, team_id: strawberry.ID | None = None, status: SatelliteStatus | None = None,
+    first: int | None = 50, after: str | None = None,
+) -> Connection[Satellite]:
+    query = reads.satellites(
+        principal_of(info), team_id=team_id,
+        status=None if status is None else model.SatelliteStatus(status.value),
+    )
+    return await paginate(query, first=first, after=after,
+                          to_node=lambda rows: [Satellite.of(row, info) for row in rows])
+
+
+async def satellite(info: Info, id: strawberry.ID) -> Satellite | None:  # noqa: A002 (GraphQL name)
+    row = await reads.satellite(principal_of(info), id)
+    return None if row is None else Satellite.of(row, info)
+
+
+async def commands(
+    info: Info, satellite_id: strawberry.ID, status: model.CommandStatus | None = None,
+    first: int | None = 50, after: str | None = None,
+) -> Connection[Command]:
+    principal = principal_of(info)
+    await reads.require_satellite(principal, satellite_id)
+    query = reads.commands(principal, satellite_id=satellite_id, status=status)
+    return await paginate(query, first=first, after=after,
+                          to_node=lambda rows: [Command.of(row) for row in rows])
+
+
+async def command(info: Info, id: strawberry.ID) -> Command | None:  # noqa: A002
+    row = await reads.command(principal_of(info), id)
+    return None if row is None else Command.of(row)
+
+
+async def teams(info: Info) -> list[Team]:
+    return [Team.of(row) for row in await reads.teams(principal_of(info))]
+
+
+async def team(info: Info, id: strawberry.ID) -> Team | None:  # noqa: A002
+    row = await reads.team(principal_of(info), id)
+    return None if row is None else Team.of(row)
+
+
+__all__ = ["command", "commands", "satellite", "satellites", "team", "teams"]

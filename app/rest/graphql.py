@@ -1,0 +1,78 @@
+"""`/graphql`: strawberry's aiohttp view, with our authentication at the edge.
+
+Queries and mutations over POST (JSON only: no form posts, so no form CSRF;
+no GET), subscriptions over `graphql-transport-ws` only (the legacy protocol is
+off) on the same path. The caller comes from the session cookie or
+`Authorization: Bearer <session token>`; a websocket may instead send
+`{"authToken": …}` in `connection_init`, and is refused (4403) without a valid
+session. Websocket origins are limited to `ALLOWED_ORIGINS` (default: same
+origin). GraphiQL is served only with `GROUNDSTATION_DEBUG` on.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+from strawberry.aiohttp.views import GraphQLView
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from app.rest.addresses import client_address
+from app.rest.context import RUNTIME_KEY
+from app.schema import schema
+from app.schema.context import SESSION_COOKIE, Context
+from app.services.runtime import Runtime
+from app.services.sessions import authenticate_session
+
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
+
+
+def session_token(request: web.Request) -> str | None:
+    """The session token of a request: the Bearer header wins over the cookie."""
+    authorization = request.headers.get("Authorization", "")
+    if authorization.startswith("Bearer "):
+        return authorization[len("Bearer "):].strip() or None
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+class GroundstationGraphQLView(GraphQLView[Context, None]):
+    def __init__(self, rt: Runtime) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if rt.settings.debug else None,
+            allow_queries_via_get=False,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=10),
+            max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
+            allowed_origins=rt.settings.allowed_origins,
+        )
+        self.rt = rt
+
+    async def get_context(
+        self, request: web.Request, response: web.Response | web.WebSocketResponse
+    ) -> Context:
+        address = client_address(request, self.rt.settings)
+        principal = await authenticate_session(self.rt, session_token(request), address=address)
+        return Context(self.rt, request, response, address, principal)
+
+    async def on_ws_connect(self, context: Context) -> Any:
+        params = context.connection_params or {}
+        token = params.get("authToken") if isinstance(params, dict) else None
+        if isinstance(token, str) and token:
+            context.principal = await authenticate_session(
+                self.rt, token, address=context.address
+            )
+        if context.principal is None:
+            raise ConnectionRejectionError({"code": "UNAUTHENTICATED",
+                                            "message": "Log in first"})
+        return await super().on_ws_connect(context)
+
+
+def add_graphql_route(app: web.Application) -> None:
+    view = GroundstationGraphQLView(app[RUNTIME_KEY])
+    app.router.add_route("*", "/graphql", view)
+
+
+__all__ = ["GroundstationGraphQLView", "add_graphql_route", "session_token"]

@@ -1,0 +1,57 @@
+"""What every resolver receives: the runtime, the caller, per-operation loaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import strawberry
+from aiohttp import web
+
+from app.errors import Unauthenticated
+from app.services.principals import Principal
+
+if TYPE_CHECKING:
+    from app.schema.loaders import Loaders
+    from app.services.runtime import Runtime
+
+SESSION_COOKIE = "gs_session"
+
+
+@dataclass
+class Context:
+    rt: Runtime
+    request: web.Request
+    response: web.Response | web.WebSocketResponse
+    address: str
+    principal: Principal | None = None
+    # graphql-transport-ws: the connection_init payload (strawberry sets it)
+    connection_params: dict[str, Any] | None = None
+    _loaders: Loaders | None = field(default=None, repr=False)
+
+    @property
+    def loaders(self) -> Loaders:
+        """DataLoaders for this operation (websocket operations each get fresh ones)."""
+        if self._loaders is None:
+            from app.schema.loaders import Loaders
+
+            self._loaders = Loaders(self)
+        return self._loaders
+
+    def fresh(self) -> Context:
+        """A copy with new loaders: one per subscription event, so nothing goes stale."""
+        return Context(self.rt, self.request, self.response, self.address, self.principal)
+
+
+Info = strawberry.Info[Context, None]
+
+
+def principal_of(info: Info) -> Principal:
+    """The logged-in caller, or UNAUTHENTICATED."""
+    principal: Principal | None = info.context.principal
+    if principal is None:
+        raise Unauthenticated("Log in first", code="unauthenticated")
+    return principal
+
+
+__all__ = ["SESSION_COOKIE", "Context", "Info", "principal_of"]

@@ -1,0 +1,72 @@
+"""Errors as GraphQL clients see them (design.md §4), mapped once.
+
+- `AppError`s keep their message and carry `extensions.code` (UNAUTHENTICATED,
+  FORBIDDEN, NOT_FOUND, VALIDATION, CONFLICT, RATE_LIMITED), copied by
+  graphql-core from `AppError.extensions`.
+- Document errors (syntax, unknown fields, depth, aliases) get `VALIDATION`.
+- Anything else is a bug: logged with its stack trace here, and the client sees
+  only "Internal server error" with code `INTERNAL`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from app.errors import AppError
+
+log = logging.getLogger("app.graphql")
+
+INTERNAL_MESSAGE = "Internal server error"
+
+
+def is_expected(error: GraphQLError) -> bool:
+    original = error.original_error
+    return original is None or isinstance(original, AppError | GraphQLError)
+
+
+def client_error(error: GraphQLError) -> GraphQLError:
+    """The error as the client may see it."""
+    original = error.original_error
+    if isinstance(original, AppError):
+        return error
+    if original is None or isinstance(original, GraphQLError):
+        if not (error.extensions or {}).get("code"):
+            error.extensions = {**(error.extensions or {}), "code": "VALIDATION"}
+        return error
+    return GraphQLError(INTERNAL_MESSAGE, nodes=error.nodes, source=error.source,
+                        positions=error.positions, path=error.path,
+                        extensions={"code": "INTERNAL"})
+
+
+def client_errors(errors: list[GraphQLError]) -> list[GraphQLError]:
+    return [client_error(error) for error in errors]
+
+
+def log_errors(errors: list[GraphQLError], operation: str | None) -> None:
+    for error in errors:
+        if is_expected(error):
+            log.info("graphql error", extra={"op": "graphql", "operation": operation,
+                                             "code": (error.extensions or {}).get("code"),
+                                             "path": error.path})
+        else:
+            log.error("unexpected error in a GraphQL operation",
+                      exc_info=error.original_error,
+                      extra={"op": "graphql", "operation": operation, "path": error.path})
+
+
+class ClientErrors(SchemaExtension):
+    """Rewrites the result's errors into their client form after each operation."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result: Any = self.execution_context.result
+        if result is not None and getattr(result, "errors", None):
+            result.errors = client_errors(result.errors)
+
+
+__all__ = ["ClientErrors", "client_error", "client_errors", "is_expected", "log_errors"]

@@ -1,0 +1,176 @@
+"""Satellites, their processes, heartbeats and events as people see them (design.md §4).
+
+Live fields (online, last heartbeat, reported status, metrics) come from the
+in-memory fleet state when this instance has it, else from the row; relations
+come from per-operation DataLoaders, scoped like every read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from app.errors import Forbidden
+from app.models import Satellite as SatelliteRow
+from app.models import SatelliteEvent as EventRow
+from app.models import SatelliteHeartbeat, SatelliteProcess
+from app.models.enums import CommandStatus, SatelliteType
+from app.schema.context import Info, principal_of
+from app.schema.enums import SatelliteStatus, satellite_status
+from app.schema.pagination import Connection, checked_first, paginate
+from app.schema.types.commands import Command
+from app.schema.types.people import Team
+from app.services import reads
+from app.services.fleet import SatelliteState
+
+
+@strawberry.type
+class Process:
+    id: strawberry.ID
+    process_id: str
+    server_name: str | None
+    installation_id: strawberry.ID | None
+    team_id: strawberry.ID | None
+    status: str
+    health_status: str
+    error_message: str | None
+    os_pid: int | None
+    started_at: datetime | None
+    last_reported_at: datetime | None
+
+    @classmethod
+    def of(cls, row: SatelliteProcess) -> Process:
+        return cls(
+            id=strawberry.ID(row.id), process_id=row.process_id, server_name=row.server_name,
+            installation_id=row.installation_id,  # type: ignore[arg-type]
+            team_id=row.team_id,  # type: ignore[attr-defined]
+            status=str(row.status), health_status=str(row.health_status),
+            error_message=row.error_message, os_pid=row.os_pid, started_at=row.started_at,
+            last_reported_at=row.last_reported_at,
+        )
+
+
+@strawberry.type
+class Heartbeat:
+    satellite_id: strawberry.ID
+    timestamp: datetime
+    cpu_usage_percent: float
+    memory_usage_mb: float
+    disk_usage_percent: float | None
+    uptime_seconds: float | None
+    process_count: int
+
+    @classmethod
+    def of(cls, row: SatelliteHeartbeat) -> Heartbeat:
+        return cls(
+            satellite_id=strawberry.ID(row.satellite_id),  # type: ignore[attr-defined]
+            timestamp=row.timestamp, cpu_usage_percent=row.cpu_usage_percent,
+            memory_usage_mb=row.memory_usage_mb, disk_usage_percent=row.disk_usage_percent,
+            uptime_seconds=row.uptime_seconds, process_count=row.process_count,
+        )
+
+
+@strawberry.type
+class SatelliteEvent:
+    id: strawberry.ID
+    type: str
+    timestamp: datetime
+    satellite_id: strawberry.ID
+    team_id: strawberry.ID | None
+    installation_id: strawberry.ID | None
+    data: JSON
+
+    @classmethod
+    def of(cls, row: EventRow) -> SatelliteEvent:
+        return cls(
+            id=strawberry.ID(str(row.id)), type=row.event_type, timestamp=row.occurred_at,
+            satellite_id=strawberry.ID(row.satellite_id),  # type: ignore[attr-defined]
+            team_id=row.team_id,  # type: ignore[attr-defined]
+            installation_id=row.installation_id,  # type: ignore[arg-type]
+            data=row.data,
+        )
+
+
+@strawberry.type
+class Satellite:
+    row: strawberry.Private[SatelliteRow]
+    id: strawberry.ID
+    name: str
+    satellite_type: SatelliteType
+    team_id: strawberry.ID | None
+    status: SatelliteStatus
+    online: bool
+    reported_status: str | None
+    last_heartbeat_at: datetime | None
+    version: str | None
+    capabilities: JSON
+    latest_metrics: JSON | None
+    labels: JSON
+
+    @classmethod
+    def of(cls, row: SatelliteRow, info: Info) -> Satellite:
+        live: SatelliteState | None = info.context.rt.fleet.get(row.id)
+        metrics: Any = (live.latest_metrics if live else None) or row.latest_metrics
+        reported = (live.reported_status if live else None) or (
+            None if row.reported_status is None else str(row.reported_status))
+        return cls(
+            row=row, id=strawberry.ID(row.id), name=row.name, satellite_type=row.satellite_type,
+            team_id=row.team_id,  # type: ignore[attr-defined]
+            status=satellite_status(live.status if live else row.status),
+            online=live.online if live else row.online,
+            reported_status=reported,
+            last_heartbeat_at=(live.last_heartbeat_at if live else None) or row.last_heartbeat_at,
+            version=(live.version if live else None) or row.version,
+            capabilities=row.capabilities,
+            latest_metrics=metrics,
+            labels=row.labels,
+        )
+
+    @strawberry.field
+    async def team(self, info: Info) -> Team | None:
+        team_id: str | None = self.row.team_id  # type: ignore[attr-defined]
+        if team_id is None:
+            return None
+        row = await info.context.loaders.team.load(team_id)
+        return None if row is None else Team.of(row)
+
+    # Processes the caller may see (a team member: its own team's, also on global satellites).
+    @strawberry.field
+    async def process_count(self, info: Info) -> int:
+        return await info.context.loaders.process_count.load(self.row.id)
+
+    @strawberry.field
+    async def processes(self, info: Info) -> list[Process]:
+        return [Process.of(row) for row in await info.context.loaders.processes.load(self.row.id)]
+
+    # Heartbeat history; of a global satellite, for administrators only (design.md §4).
+    @strawberry.field
+    async def recent_heartbeats(self, info: Info, first: int | None = 20) -> list[Heartbeat]:
+        principal = principal_of(info)
+        if self.row.satellite_type is SatelliteType.GLOBAL and not principal.is_global_admin:
+            raise Forbidden("Heartbeat history of global satellites is for administrators")
+        rows = await SatelliteHeartbeat.filter(satellite_id=self.row.id).order_by(
+            "-timestamp").limit(checked_first(first))
+        return [Heartbeat.of(row) for row in rows]
+
+    @strawberry.field
+    async def commands(
+        self, info: Info, status: CommandStatus | None = None, first: int | None = 50,
+        after: str | None = None,
+    ) -> Connection[Command]:
+        query = reads.commands(principal_of(info), satellite_id=self.row.id, status=status)
+        return await paginate(query, first=first, after=after,
+                              to_node=lambda rows: [Command.of(row) for row in rows])
+
+    @strawberry.field
+    async def events(self, info: Info, first: int | None = 50, after: str | None = None
+                     ) -> Connection[SatelliteEvent]:
+        query = reads.events(principal_of(info), satellite_id=self.row.id)
+        return await paginate(query, first=first, after=after,
+                              to_node=lambda rows: [SatelliteEvent.of(row) for row in rows])
+
+
+__all__ = ["Heartbeat", "Process", "Satellite", "SatelliteEvent"]

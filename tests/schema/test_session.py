@@ -1,0 +1,102 @@
+"""Logging in, `me`, logout and password change over real HTTP (design.md §3, §5)."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from app.models.enums import GlobalRole
+from app.schema.context import SESSION_COOKIE
+from tests.fixtures.graphql import LOGIN, ClientFactory, GraphQLClient
+from tests.fixtures.people import PASSWORD, UserFactory
+
+ME = "{ me { id email globalRole } }"
+
+
+async def test_login_returns_a_token_that_identifies_the_user(
+    anonymous: GraphQLClient, make_user: UserFactory, http: aiohttp.ClientSession
+) -> None:
+    user = await make_user(global_role=GlobalRole.GLOBAL_ADMIN)
+
+    data = await anonymous.data(LOGIN, {"email": user.email.upper(), "password": PASSWORD})
+
+    assert data["login"]["user"] == {"id": user.id, "email": user.email,
+                                     "globalRole": "GLOBAL_ADMIN"}
+    me = await GraphQLClient(http, data["login"]["token"]).data(ME)
+    assert me["me"]["id"] == user.id
+
+
+async def test_login_sets_an_http_only_session_cookie_that_works_alone(
+    make_user: UserFactory, http: aiohttp.ClientSession
+) -> None:
+    user = await make_user()
+    async with http.post("/graphql", json={"query": LOGIN, "variables": {
+            "email": user.email, "password": PASSWORD}}) as response:
+        cookie = response.cookies[SESSION_COOKIE]
+        assert cookie["httponly"]
+        assert cookie["samesite"] == "Lax"
+        assert response.headers["Set-Cookie"].count("HttpOnly") == 1
+
+    async with http.post("/graphql", json={"query": ME},
+                         cookies={SESSION_COOKIE: cookie.value}) as response:
+        assert (await response.json())["data"]["me"]["email"] == user.email
+
+
+async def test_wrong_password_and_unknown_email_get_the_same_answer(
+    anonymous: GraphQLClient, make_user: UserFactory
+) -> None:
+    user = await make_user()
+    wrong = await anonymous.execute(LOGIN, {"email": user.email, "password": "nope-nope"})
+    unknown = await anonymous.execute(LOGIN, {"email": "nobody@example.com",
+                                              "password": "nope-nope"})
+
+    for result in (wrong, unknown):
+        assert result["data"] is None
+        assert result["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert wrong["errors"][0]["message"] == unknown["errors"][0]["message"]
+
+
+async def test_anonymous_me_is_null_and_other_fields_need_a_login(
+    anonymous: GraphQLClient
+) -> None:
+    assert (await anonymous.data(ME))["me"] is None
+    assert await anonymous.error_code("{ teams { id } }") == "UNAUTHENTICATED"
+
+
+async def test_logout_ends_the_session(graphql_as: ClientFactory) -> None:
+    client = await graphql_as()
+
+    assert (await client.data("mutation { logout }"))["logout"] is True
+
+    assert (await client.data(ME))["me"] is None
+
+
+async def test_changing_the_password_ends_the_other_sessions_only(
+    graphql_as: ClientFactory, http: aiohttp.ClientSession
+) -> None:
+    client = await graphql_as()
+    assert client.user is not None
+    other = GraphQLClient(http, (await GraphQLClient(http).data(
+        LOGIN, {"email": client.user.email, "password": PASSWORD}))["login"]["token"])
+
+    changed = await client.data(
+        "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, "
+        "newPassword: $n) }", {"c": PASSWORD, "n": "a whole new passphrase"})
+
+    assert changed["changePassword"] is True
+    assert (await client.data(ME))["me"] is not None
+    assert (await other.data(ME))["me"] is None
+    assert await GraphQLClient(http).error_code(
+        LOGIN, {"email": client.user.email, "password": PASSWORD}) == "UNAUTHENTICATED"
+
+
+async def test_repeated_failed_logins_are_rate_limited(
+    anonymous: GraphQLClient, make_user: UserFactory
+) -> None:
+    user = await make_user()
+    codes = [await anonymous.error_code(LOGIN, {"email": user.email, "password": "wrong-pass"})
+             for _ in range(12)]
+    assert codes[0] == "UNAUTHENTICATED"
+    assert codes[-1] == "RATE_LIMITED"
+    # even the right password is refused while limited
+    assert await anonymous.error_code(
+        LOGIN, {"email": user.email, "password": PASSWORD}) == "RATE_LIMITED"
