@@ -14,8 +14,7 @@ from strawberry.extensions import MaxAliasesLimiter, ParserCache, QueryDepthLimi
 from strawberry.types import ExecutionContext
 
 from app.schema.errors import ClientErrors, log_errors
-from app.schema.mutation import Mutation
-from app.schema.query import Query
+from app.schema.query import Mutation, Query
 
 MAX_DEPTH = 10
 MAX_ALIASES = 30

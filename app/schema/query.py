@@ -1,31 +1,16 @@
-"""The root Query type: each field names its resolver and its permission (design.md §4)."""
+"""The root Query, Mutation and Subscription types, merged from one module per area.
+
+Each area (`app/schema/roots/*.py`) declares its root fields with their
+resolvers and permissions; this module only lists the areas.
+"""
 
 from __future__ import annotations
 
-import strawberry
+from strawberry.tools import merge_types
 
-from app.resolvers import satellites as fleet
-from app.resolvers import session
-from app.schema.pagination import Connection
-from app.schema.permissions import SIGNED_IN
-from app.schema.types.commands import Command
-from app.schema.types.people import Team, User
-from app.schema.types.satellites import Satellite
+from app.schema.roots.fleet import FleetMutation, FleetQuery
 
+Query = merge_types("Query", (FleetQuery,))
+Mutation = merge_types("Mutation", (FleetMutation,))
 
-@strawberry.type
-class Query:
-    me: User | None = strawberry.field(resolver=session.me)
-    teams: list[Team] = strawberry.field(resolver=fleet.teams, permission_classes=SIGNED_IN)
-    team: Team | None = strawberry.field(resolver=fleet.team, permission_classes=SIGNED_IN)
-    satellites: Connection[Satellite] = strawberry.field(
-        resolver=fleet.satellites, permission_classes=SIGNED_IN)
-    satellite: Satellite | None = strawberry.field(
-        resolver=fleet.satellite, permission_classes=SIGNED_IN)
-    commands: Connection[Command] = strawberry.field(
-        resolver=fleet.commands, permission_classes=SIGNED_IN)
-    command: Command | None = strawberry.field(
-        resolver=fleet.command, permission_classes=SIGNED_IN)
-
-
-__all__ = ["Query"]
+__all__ = ["Mutation", "Query"]
