@@ -12,6 +12,7 @@ from app.config import Settings
 from app.db import close_database, open_database
 from app.jobs.runner import start_jobs
 from app.rest.context import RUNTIME_KEY
+from app.rest.cors import add_cors_headers, cors_middleware
 from app.rest.errors import Handler, error_middleware
 from app.rest.routes import add_routes
 from app.services.runtime import Runtime, build_runtime
@@ -69,11 +70,12 @@ async def _answer_held_polls(app: web.Application) -> None:
 def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Application:
     """Build the app; the database opens (and migrates) when the app starts."""
     app = web.Application(
-        middlewares=[metrics_middleware, error_middleware],
+        middlewares=[metrics_middleware, cors_middleware, error_middleware],
         client_max_size=max(settings.max_body_bytes, settings.max_event_body_bytes) + 4096,
     )
     app[RUNTIME_KEY] = runtime or build_runtime(settings)
     add_routes(app)
+    app.on_response_prepare.append(add_cors_headers)
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_answer_held_polls)
     return app

@@ -1,0 +1,80 @@
+"""Web-security rules of the people-facing endpoints (design.md §4, §5): CORS off by
+default, JSON-only GraphQL posts, GraphiQL only in debug, cost guards, no stack traces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+
+from tests.fixtures.graphql import GraphQLClient
+from tests.fixtures.server import make_settings, running
+
+PREFLIGHT = {"Origin": "https://ui.example.com", "Access-Control-Request-Method": "POST"}
+
+
+async def test_cors_is_off_by_default(http: aiohttp.ClientSession) -> None:
+    async with http.options("/graphql", headers=PREFLIGHT) as response:
+        assert "Access-Control-Allow-Origin" not in response.headers
+    async with http.post("/graphql", json={"query": "{ me { id } }"},
+                         headers={"Origin": "https://ui.example.com"}) as response:
+        assert "Access-Control-Allow-Origin" not in response.headers
+
+
+async def test_cors_origins_allow_only_the_listed_origin(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, cors_origins=("https://ui.example.com",))
+    async with running(settings) as (_, http):
+        async with http.options("/graphql", headers=PREFLIGHT) as response:
+            assert response.status == 204
+            assert response.headers["Access-Control-Allow-Origin"] == "https://ui.example.com"
+            assert response.headers["Access-Control-Allow-Credentials"] == "true"
+        async with http.post("/graphql", json={"query": "{ me { id } }"},
+                             headers={"Origin": "https://ui.example.com"}) as response:
+            assert response.headers["Access-Control-Allow-Origin"] == "https://ui.example.com"
+        async with http.post("/graphql", json={"query": "{ me { id } }"},
+                             headers={"Origin": "https://evil.example.com"}) as response:
+            assert "Access-Control-Allow-Origin" not in response.headers
+        async with http.get("/api/health", headers={"Origin": "https://ui.example.com"}
+                            ) as response:
+            assert "Access-Control-Allow-Origin" not in response.headers
+
+
+async def test_graphql_refuses_form_posts_and_gets(http: aiohttp.ClientSession) -> None:
+    async with http.post("/graphql", data={"query": "mutation { logout }"}) as response:
+        assert response.status in (400, 415)
+    async with http.post("/graphql", data="{\"query\": \"{ me { id } }\"}",
+                         headers={"Content-Type": "text/plain"}) as response:
+        assert response.status in (400, 415)
+    async with http.get("/graphql", params={"query": "{ me { id } }"}) as response:
+        assert response.status in (400, 404, 405)
+
+
+async def test_graphiql_is_served_only_in_debug(tmp_path: Path, http: aiohttp.ClientSession
+                                                ) -> None:
+    async with http.get("/graphql", headers={"Accept": "text/html"}) as response:
+        assert "graphiql" not in (await response.text()).lower()
+    async with (
+        running(make_settings(tmp_path, debug=True)) as (_, debug_http),
+        debug_http.get("/graphql", headers={"Accept": "text/html"}) as response,
+    ):
+        assert response.status == 200
+        assert "graphiql" in (await response.text()).lower()
+
+
+async def test_alias_heavy_documents_are_refused_before_running(
+    anonymous: GraphQLClient
+) -> None:
+    aliases = "{ " + " ".join(f"a{i}: me {{ id }}" for i in range(31)) + " }"
+    result = await anonymous.execute(aliases)
+    assert result["errors"][0]["extensions"]["code"] == "VALIDATION"
+    assert "data" not in result or result["data"] is None
+    fine = "{ " + " ".join(f"a{i}: me {{ id }}" for i in range(30)) + " }"
+    assert "errors" not in await anonymous.execute(fine)
+
+
+async def test_errors_carry_a_code_and_never_a_stack_trace(anonymous: GraphQLClient) -> None:
+    result = await anonymous.execute("{ nonexistentField }")
+    error = result["errors"][0]
+    assert error["extensions"]["code"] == "VALIDATION"
+    assert "Traceback" not in str(result)
+    assert "stacktrace" not in str(error.get("extensions", {})).lower()

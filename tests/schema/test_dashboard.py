@@ -1,0 +1,52 @@
+"""The dashboard query costs a fixed number of SQL queries, whatever the fleet size
+(design.md §4, §7)."""
+
+from __future__ import annotations
+
+from app.models import SatelliteProcess
+from app.models.enums import GlobalRole, SatelliteType
+from tests.fixtures.graphql import ClientFactory
+from tests.fixtures.people import TeamFactory
+from tests.fixtures.queries import counting_queries
+from tests.fixtures.satellites import SatelliteFactory
+
+DASHBOARD = """{
+  satellites(first: 100) {
+    totalCount
+    edges { node { id name status online lastHeartbeatAt processCount latestMetrics
+                   team { id name slug } } }
+  }
+}"""
+
+
+async def build_fleet(count: int, make_team: TeamFactory,
+                      make_satellite: SatelliteFactory) -> None:
+    team = await make_team()
+    for index in range(count):
+        satellite = await make_satellite(
+            satellite_type=SatelliteType.TEAM if index % 2 else SatelliteType.GLOBAL,
+            team_id=team.id if index % 2 else None,
+        )
+        await SatelliteProcess.create(satellite_id=satellite.id, process_id=f"p-{index}",
+                                      team_id=team.id)
+
+
+async def test_the_dashboard_query_count_does_not_grow_with_the_fleet(
+    graphql_as: ClientFactory, make_team: TeamFactory, make_satellite: SatelliteFactory
+) -> None:
+    admin = await graphql_as(global_role=GlobalRole.GLOBAL_ADMIN)
+    counts: list[int] = []
+    built = 0
+    for size in (2, 50):
+        await build_fleet(size - built, make_team, make_satellite)
+        built = size
+        with counting_queries() as statements:
+            data = await admin.data(DASHBOARD)
+        counts.append(len(statements))
+
+        nodes = [edge["node"] for edge in data["satellites"]["edges"]]
+        assert data["satellites"]["totalCount"] == len(nodes) == size
+        assert all(node["processCount"] == 1 for node in nodes)
+        assert sum(node["team"] is not None for node in nodes) == size // 2
+
+    assert counts[0] == counts[1], counts
