@@ -25,7 +25,8 @@ def _allowed_origin(request: web.Request) -> str | None:
     origin = request.headers.get("Origin")
     if not origins or origin is None or not request.path.startswith(_PATHS):
         return None
-    return origin if origin in origins or "*" in origins else None
+    # Explicit origins only: a wildcard with credentials would let any site act as the user.
+    return origin if origin in origins else None
 
 
 def _cors_headers(origin: str) -> dict[str, str]:
