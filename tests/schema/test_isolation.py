@@ -1,0 +1,215 @@
+"""No team ever sees another team's data (design.md §3): for every root query field,
+a member of team A gets nothing of team B, on team satellites and on a shared global
+satellite alike. The last test enumerates the schema's root fields and fails when one
+has no isolation check here (subscriptions: in test_subscriptions.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import pytest
+
+from app.models import SatelliteCommand
+from app.models.enums import CommandType, GlobalRole, SatelliteType, TeamRole, TokenScope
+from app.schema import schema
+from app.services.actors import CLI_ACTOR
+from app.services.commands import enqueue_command
+from app.services.runtime import Runtime
+from tests.fixtures.graphql import ClientFactory, GraphQLClient
+from tests.fixtures.mcp import InstallFactory
+from tests.fixtures.people import TeamFactory, TokenFactory
+from tests.fixtures.satellites import SatelliteFactory, TestSatellite
+
+Json = dict[str, Any]
+
+
+@dataclass
+class Side:
+    """One team's objects; `secrets` are ids that must never reach the other team."""
+
+    team_id: str
+    satellite: TestSatellite
+    installation_id: str
+    command_ids: list[str]
+    token_id: str
+
+    @property
+    def ids(self) -> list[str]:
+        return [self.team_id, self.satellite.id, self.installation_id, *self.command_ids,
+                self.token_id]
+
+
+@dataclass
+class World:
+    a: Side
+    b: Side
+    shared: TestSatellite  # a global satellite serving both teams
+    member_a: GraphQLClient  # team_admin of A (the strongest non-global role)
+
+    def assert_nothing_of_b(self, result: Any) -> None:
+        text = json.dumps(result)
+        leaked = [value for value in self.b.ids if value in text]
+        assert not leaked, f"team B's ids visible to team A: {leaked}"
+
+
+async def _events(http: aiohttp.ClientSession, satellite: TestSatellite, team_id: str,
+                  installation_id: str) -> None:
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    body = {"events": [
+        {"type": "mcp.tool.executed", "timestamp": now, "data": {
+            "tool_name": "read", "server_id": installation_id, "team_id": team_id,
+            "duration_ms": 5, "success": True}},
+        {"type": "mcp.server.status_changed", "timestamp": now, "data": {
+            "installation_id": installation_id, "team_id": team_id, "status": "online",
+            "timestamp": now}},
+    ]}
+    async with http.post(satellite.path("events"), json=body,
+                         headers=satellite.headers) as response:
+        assert response.status == 200
+        assert (await response.json())["processed"] == 2
+
+
+async def _side(rt: Runtime, http: aiohttp.ClientSession, shared: TestSatellite,
+                make_team: TeamFactory, make_satellite: SatelliteFactory,
+                install: InstallFactory, issue_token: TokenFactory) -> Side:
+    team = await make_team()
+    satellite = await make_satellite(satellite_type=SatelliteType.TEAM, team_id=team.id)
+    installation = await install(team.id)
+    commands = [
+        await enqueue_command(rt, satellite_id=target.id, command_type=CommandType.RESTART,
+                              payload={"installation_id": installation.id}, actor=CLI_ACTOR,
+                              team_id=team.id)
+        for target in (satellite, shared)
+    ]
+    for target in (satellite, shared):
+        await _events(http, target, team.id, installation.id)
+    token = await issue_token(scope=TokenScope.TEAM, team_id=team.id)
+    every_command = await SatelliteCommand.filter(team_id=team.id).values_list("id", flat=True)
+    assert {c.id for c in commands} <= set(every_command)  # plus the install's `configure`s
+    return Side(team.id, satellite, installation.id, [str(c) for c in every_command],
+                token.row.jti)
+
+
+@pytest.fixture
+async def world(rt: Runtime, http: aiohttp.ClientSession, graphql_as: ClientFactory,
+                make_team: TeamFactory, make_satellite: SatelliteFactory,
+                install: InstallFactory, issue_token: TokenFactory) -> World:
+    shared = await make_satellite(satellite_type=SatelliteType.GLOBAL)
+    a = await _side(rt, http, shared, make_team, make_satellite, install, issue_token)
+    b = await _side(rt, http, shared, make_team, make_satellite, install, issue_token)
+    member_a = await graphql_as(teams={a.team_id: TeamRole.TEAM_ADMIN})
+    return World(a, b, shared, member_a)
+
+
+Check = Callable[[World], Awaitable[None]]
+CHECKS: dict[str, Check] = {}
+
+
+def isolation(field: str) -> Callable[[Check], Check]:
+    def register(check: Check) -> Check:
+        CHECKS[field] = check
+        return check
+
+    return register
+
+
+async def _query(world: World, document: str, variables: Json | None = None) -> Json:
+    result = await world.member_a.execute(document, variables)
+    world.assert_nothing_of_b(result)
+    return result
+
+
+@isolation("me")
+async def _me(world: World) -> None:
+    await _query(world, "{ me { id email } }")
+
+
+@isolation("teams")
+async def _teams(world: World) -> None:
+    result = await _query(world, "{ teams { id slug } }")
+    assert [team["id"] for team in result["data"]["teams"]] == [world.a.team_id]
+
+
+@isolation("team")
+async def _team(world: World) -> None:
+    result = await _query(world, "query($id: ID!) { team(id: $id) { id } }",
+                          {"id": world.b.team_id})
+    assert result["data"]["team"] is None
+
+
+SATELLITE_FIELDS = """id teamId processCount processes { processId teamId installationId }
+  commands(first: 100) { edges { node { id teamId payload } } }
+  events(first: 100) { edges { node { id teamId data } } }"""
+
+
+@isolation("satellites")
+async def _satellites(world: World) -> None:
+    result = await _query(world, "{ satellites(first: 100) { edges { node { "
+                          + SATELLITE_FIELDS + " } } } }")
+    ids = {edge["node"]["id"] for edge in result["data"]["satellites"]["edges"]}
+    assert ids == {world.a.satellite.id, world.shared.id}
+    shared = next(edge["node"] for edge in result["data"]["satellites"]["edges"]
+                  if edge["node"]["id"] == world.shared.id)
+    assert {edge["node"]["teamId"] for edge in shared["events"]["edges"]} == {world.a.team_id}
+    assert {edge["node"]["teamId"] for edge in shared["commands"]["edges"]} == {world.a.team_id}
+
+
+@isolation("satellite")
+async def _satellite(world: World) -> None:
+    document = "query($id: ID!) { satellite(id: $id) { " + SATELLITE_FIELDS + " } }"
+    assert (await _query(world, document, {"id": world.b.satellite.id}))["data"][
+        "satellite"] is None
+    shared = (await _query(world, document, {"id": world.shared.id}))["data"]["satellite"]
+    assert shared["id"] == world.shared.id
+
+
+@isolation("commands")
+async def _commands(world: World) -> None:
+    document = ("query($id: ID!) { commands(satelliteId: $id, first: 100) "
+                "{ totalCount edges { node { id } } } }")
+    assert (await world.member_a.error_code(document, {"id": world.b.satellite.id})
+            ) == "NOT_FOUND"
+    shared = await _query(world, document, {"id": world.shared.id})
+    seen = {edge["node"]["id"] for edge in shared["data"]["commands"]["edges"]}
+    assert seen
+    assert seen <= set(world.a.command_ids)
+
+
+@isolation("command")
+async def _command(world: World) -> None:
+    for command_id in world.b.command_ids:
+        result = await _query(world, "query($id: ID!) { command(id: $id) { id } }",
+                              {"id": command_id})
+        assert result["data"]["command"] is None
+
+
+def root_fields(type_name: str) -> set[str]:
+    graphql_type: Any = schema._schema.get_type(type_name)  # noqa: SLF001
+    return set() if graphql_type is None else set(graphql_type.fields)
+
+
+@pytest.mark.parametrize("field", sorted(root_fields("Query")))
+async def test_a_team_member_sees_nothing_of_another_team(world: World, field: str) -> None:
+    if field not in CHECKS:
+        pytest.fail(f"root field {field!r} has no isolation check in this file")
+    await CHECKS[field](world)
+
+
+async def test_a_global_user_sees_no_team_data(world: World, graphql_as: ClientFactory) -> None:
+    outsider = await graphql_as(global_role=GlobalRole.GLOBAL_USER)
+    result = await outsider.execute("{ teams { id } satellites(first: 100) { edges { node { "
+                                    + SATELLITE_FIELDS + " } } } }")
+    text = json.dumps(result)
+    for value in [*world.a.ids, *world.b.ids]:
+        if value not in (world.a.satellite.id, world.b.satellite.id):
+            assert value not in text
+    assert world.a.satellite.id not in text
+    assert world.b.satellite.id not in text
+    nodes = [edge["node"] for edge in result["data"]["satellites"]["edges"]]
+    assert [node["id"] for node in nodes] == [world.shared.id]
