@@ -17,33 +17,42 @@ Rules:
   at most that many seconds later; a claimed `team_id` is only looked up when
   the event names no known installation (one query for the batch, if any);
 - the valid events are written in ONE transaction that starts with a write, with
-  one bulk insert; if that transaction fails, each event is retried in its own
-  transaction, so one bad event never fails the others;
+  one bulk insert; batches that arrive while another transaction runs share the
+  next one (`event_store.GroupCommit`: on SQLite every transaction holds the one
+  connection, so per-batch transactions queue behind each other's round trips);
+  if a shared transaction fails, each batch is retried in its own, and if a
+  batch's own transaction fails, each of its events in its own, so one bad
+  event never fails the others;
 - effects per type: process rows, installation status (one UPDATE per
-  installation per batch: the batch's last status wins, as applying them in
+  installation per transaction: the last status wins, as applying them in
   order would leave it), usage log, tool
   catalogue (replaced), server logs (bounded per installation), request logs
   (secret-looking `tool_params` redacted), client activity counters;
 - every newly stored event is published on `satellite.events` after the commit.
 
 Event ids and idempotency. `bulk_create` does not return generated integer ids,
-so the insert is one `INSERT … ON CONFLICT DO NOTHING RETURNING id, client_event_id`
-statement. Every row carries a key unique per satellite in `client_event_id`:
-the client's `id` when it sent one, otherwise a server-generated
-`~<32 hex>` key (a client could only collide with it by guessing 128 random
+so the insert is `INSERT … ON CONFLICT DO NOTHING RETURNING id, satellite_id,
+client_event_id` (one statement per 500 rows). Every row carries a key unique per
+satellite in `client_event_id`: the client's `id` when it sent one, otherwise a
+server-generated `~<32 hex>.<index>` key, one random nonce per batch plus the
+event's index (a client could only collide with it by guessing 128 random
 bits). RETURNING yields exactly the rows this statement inserted, whatever
 other writers do at the same time; a key it does not return already existed
 (a replay, possibly by a concurrent request) and is read back by key: that
 event gets the id it got the first time, counts as processed, and its effects
-are not applied again. The RETURNING rows are mapped by key, not by position,
-since databases do not promise their order.
+are not applied again. The RETURNING rows are mapped by (satellite, key), not by
+position, since databases do not promise their order.
+
+Cost. Envelopes of the plain shape the reference client sends skip the pydantic
+model (`_plain_envelope`); the SQL writers live in `event_store`.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -51,7 +60,6 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import pydantic
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import BaseORMException
-from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from app.bus import Channels
@@ -68,11 +76,21 @@ from app.models import (
     Team,
 )
 from app.models.enums import HealthStatus, ProcessStatus
-from app.models.ids import new_id
+from app.models.ids import ID_LENGTH, new_id
 from app.services.clock import iso, utcnow
+from app.services.event_store import (
+    INSERT_CHUNK_ROWS,
+    DbTimes,
+    GroupCommit,
+    encode_json,
+    group_commit,
+    insert_rows,
+    insert_sql,
+    marks,
+)
 from app.services.fleet import SatelliteState
 from app.services.processes import installation_id_in
-from app.wire.events import REQUIRED_DATA, EventIn
+from app.wire.events import MAX_CLIENT_ID_LENGTH, MAX_TYPE_LENGTH, REQUIRED_DATA, EventIn
 
 if TYPE_CHECKING:
     from app.services.runtime import Runtime
@@ -147,6 +165,11 @@ class _Event:
     team_id: str | None = None
     id: int | None = None
     new: bool = False
+    # Built by `_prepare_rows` before the write queues: in _EVENT_COLUMNS order, and
+    # its bulk effect rows (_USAGE_COLUMNS, _SERVER_LOG_COLUMNS), applied if it is new.
+    row: tuple[Any, ...] = ()
+    usage_row: tuple[Any, ...] | None = None
+    log_rows: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 _V = TypeVar("_V")
@@ -203,15 +226,60 @@ class _Invalid(Exception):
 
 
 # ---- validation ---------------------------------------------------------------
-def _parse(index: int, raw: Any) -> _Event:
+# RFC 3339 date-times the reference client sends ("2026-01-02T03:04:05.678Z"): for
+# these `datetime.fromisoformat` and pydantic agree, so the pydantic model (the
+# costly part of checking an event) is only needed for the other shapes.
+_PLAIN_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"  # date and time
+    r"(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})?"  # fraction, offset
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Envelope:
+    type: str
+    timestamp: datetime
+    data: dict[str, Any]
+    id: str | None
+
+
+def _plain_envelope(raw: dict[str, Any]) -> _Envelope | None:
+    """The envelope when it has the plain shape `EventIn` accepts as is, else None.
+
+    None means "ask `EventIn`", which also words the error of a bad envelope.
+    """
+    kind, timestamp, data, client_id = (raw.get("type"), raw.get("timestamp"),
+                                        raw.get("data"), raw.get("id"))
+    if not (type(kind) is str and 0 < len(kind) <= MAX_TYPE_LENGTH and type(data) is dict
+            and type(timestamp) is str and _PLAIN_TIMESTAMP.fullmatch(timestamp)):
+        return None
+    if client_id is not None and not (type(client_id) is str
+                                      and 0 < len(client_id) <= MAX_CLIENT_ID_LENGTH):
+        return None
+    try:
+        occurred_at = datetime.fromisoformat(timestamp)
+    except ValueError:  # e.g. month 13: pydantic words the error
+        return None
+    return _Envelope(kind, occurred_at, data, client_id)
+
+
+def _envelope(raw: Any) -> _Envelope | EventIn:
     if not isinstance(raw, dict):
         raise _Invalid("Invalid event: must be an object")
+    plain = _plain_envelope(raw)
+    if plain is not None:
+        return plain
     try:
-        event = EventIn.model_validate(raw)
+        return EventIn.model_validate(raw)
     except pydantic.ValidationError as error:
         first = error.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "event"
         raise _Invalid(f"Invalid event: {where}: {first['msg']}") from error
+
+
+def _parse(index: int, raw: Any, nonce: str) -> _Event:
+    """The event, or `_Invalid`; without a client id its key is `nonce` + index."""
+    event = _envelope(raw)
     required = REQUIRED_DATA.get(event.type)
     if required is None:
         raise _Invalid(f"Unknown event type: {event.type}")
@@ -234,7 +302,7 @@ def _parse(index: int, raw: Any) -> _Event:
     occurred_at = event.timestamp
     if occurred_at.tzinfo is None:
         occurred_at = occurred_at.replace(tzinfo=UTC)
-    key = event.id if event.id is not None else SERVER_KEY_PREFIX + new_id()
+    key = event.id if event.id is not None else f"{nonce}.{index}"
     return _Event(index, event.type, occurred_at, data, key, event.id)
 
 
@@ -245,22 +313,17 @@ async def _lookup(state: SatelliteState, events: Sequence[_Event]) -> _Lookup:
     server_ids = {event.data["server_id"] for event in events
                   if isinstance(event.data.get("server_id"), str)}
     if server_ids:
-        rows = await SatelliteProcess.filter(
-            satellite_id=state.id, process_id__in=server_ids
-        ).values("process_id", "installation_id", "team_id")
-        found.processes = {str(row["process_id"]): (row["installation_id"], row["team_id"])
-                           for row in rows}
-    wanted: set[str] = set()
-    for event in events:
-        for name in ("installation_id", "server_id"):
-            value = event.data.get(name)
-            if isinstance(value, str):
-                wanted.add(value)
-                parsed = installation_id_in(value)
-                if parsed:
-                    wanted.add(parsed)
+        found.processes = await _processes_named(state.id, server_ids)
+    named = {value for event in events for name in ("installation_id", "server_id")
+             if isinstance(value := event.data.get(name), str)}
+    wanted = set(named)
+    for value in named:  # distinct values: a batch names few installations many times
+        parsed = installation_id_in(value)
+        if parsed:
+            wanted.add(parsed)
     wanted.update(str(inst) for inst, _ in found.processes.values() if inst)
-    cached, missing = _installations.split(wanted)
+    # Longer strings cannot be ids (a process id names its installation; parsed above).
+    cached, missing = _installations.split({value for value in wanted if _could_be_id(value)})
     found.installations = {key: value for key, value in cached.items() if value is not None}
     if missing:
         rows = await McpInstallation.filter(id__in=missing).values(
@@ -279,9 +342,29 @@ async def _lookup(state: SatelliteState, events: Sequence[_Event]) -> _Lookup:
     return found
 
 
+async def _processes_named(satellite_id: str, process_ids: set[str]
+                           ) -> dict[str, tuple[str | None, str | None]]:
+    """(installation id, team id) of the satellite's processes among `process_ids`.
+
+    Plain SQL: this runs for nearly every batch, and the ORM's query building
+    costs several times what SQLite spends answering it.
+    """
+    conn = SatelliteProcess._meta.db
+    mark = marks(conn, len(process_ids) + 1)
+    table = SatelliteProcess._meta.db_table
+    sql = (f'SELECT "process_id", "installation_id", "team_id" FROM "{table}" '  # noqa: S608
+           f'WHERE "satellite_id" = {mark[0]} AND "process_id" IN ({", ".join(mark[1:])})')
+    rows = await conn.execute_query_dict(sql, [satellite_id, *process_ids])
+    return {str(row["process_id"]): (row["installation_id"], row["team_id"]) for row in rows}
+
+
+def _could_be_id(value: str) -> bool:
+    return 0 < len(value) <= ID_LENGTH
+
+
 async def _existing_teams(team_ids: set[str]) -> set[str]:
     """The ids among `team_ids` that name a team (cached, one query for the rest)."""
-    cached, missing = _teams.split(team_ids)
+    cached, missing = _teams.split({value for value in team_ids if _could_be_id(value)})
     existing = {key for key, value in cached.items() if value}
     if missing:
         rows = {str(team) for team in
@@ -337,167 +420,160 @@ def _attribute(state: SatelliteState, event: _Event, found: _Lookup) -> bool:
 # ---- writing ------------------------------------------------------------------
 _EVENT_COLUMNS = ("satellite_id", "team_id", "installation_id", "event_type",
                   "client_event_id", "occurred_at", "data", "created_at")
-
-
-def _placeholder(conn: BaseDBAsyncClient) -> Callable[[int], str]:
-    if conn.capabilities.dialect == "postgres":
-        return lambda position: f"${position + 1}"
-    return lambda position: "?"
-
-
-def _insert_sql(conn: BaseDBAsyncClient, model: type[Model], columns: Sequence[str],
-                rows: int, suffix: str = "") -> str:
-    """A multi-row INSERT, written directly: pypika copies its builder once per row."""
-    mark = _placeholder(conn)
-    width = len(columns)
-    values = ", ".join(
-        "(" + ", ".join(mark(row * width + column) for column in range(width)) + ")"
-        for row in range(rows)
-    )
-    names = ", ".join(f'"{column}"' for column in columns)
-    # Table and column names are our constants; every value is a bound parameter.
-    return f'INSERT INTO "{model._meta.db_table}" ({names}) VALUES {values}{suffix}'  # noqa: S608
-
-
-def _db_time(model: type[Model], column: str, value: datetime) -> Any:
-    """A datetime as the model's field stores it (a pure conversion for a plain field)."""
-    return model._meta.fields_map[column].to_db_value(value, model)
-
-
-async def _insert_events(conn: BaseDBAsyncClient, satellite_id: str,
-                         events: Sequence[_Event], now: datetime) -> None:
-    """One INSERT … ON CONFLICT DO NOTHING RETURNING; replays read back by key."""
-    unique: dict[str, _Event] = {}
-    values: list[Any] = []
-    data_field = SatelliteEvent._meta.fields_map["data"]
-    created_at = _db_time(SatelliteEvent, "created_at", now)
-    for event in events:
-        if event.key in unique:
-            continue  # the same client id twice in one batch: a replay of the first
-        unique[event.key] = event
-        # In _EVENT_COLUMNS order; ids and texts are bound as they are.
-        values.extend((
-            satellite_id,
-            event.team_id,
-            event.installation.id if event.installation else None,
-            event.type,
-            event.key,
-            _db_time(SatelliteEvent, "occurred_at", event.occurred_at),
-            data_field.to_db_value(event.data, SatelliteEvent),
-            created_at,
-        ))
-    sql = _insert_sql(conn, SatelliteEvent, _EVENT_COLUMNS, len(unique),
-                      ' ON CONFLICT DO NOTHING RETURNING "id", "client_event_id"')
-    _, rows = await conn.execute_query(sql, values)
-    inserted = {str(row["client_event_id"]): int(row["id"]) for row in rows}
-    missing = [key for key in unique if key not in inserted]
-    existing: dict[str, int] = {}
-    if missing:
-        existing = {
-            str(key): int(pk)
-            for key, pk in await SatelliteEvent.filter(
-                satellite_id=satellite_id, client_event_id__in=missing
-            ).using_db(conn).values_list("client_event_id", "id")
-        }
-    for event in events:
-        if event.key in inserted:
-            event.id = inserted[event.key]
-            event.new = unique[event.key] is event
-        else:
-            event.id = existing.get(event.key)
-
-
+_EVENT_RETURNING = ' ON CONFLICT DO NOTHING RETURNING "id", "satellite_id", "client_event_id"'
 _USAGE_COLUMNS = ("satellite_id", "team_id", "installation_id", "tool_name", "server_slug",
                   "duration_ms", "success", "error_message", "occurred_at")
-
-
 _SERVER_LOG_COLUMNS = ("installation_id", "team_id", "satellite_id", "level", "message",
                        "logged_at")
 
 
-async def _insert_rows(conn: BaseDBAsyncClient, model: type[Model], columns: Sequence[str],
-                       rows: list[tuple[Any, ...]]) -> None:
-    """Rows (values in `columns` order, as stored) in one direct multi-row INSERT per 500."""
-    for start in range(0, len(rows), 500):
-        chunk = rows[start:start + 500]
-        values = [value for row in chunk for value in row]
-        await conn.execute_query(_insert_sql(conn, model, columns, len(chunk)), values)
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """One satellite's valid events, written together (possibly with other batches)."""
+
+    state: SatelliteState
+    events: Sequence[_Event]
 
 
-async def _apply_effects(conn: BaseDBAsyncClient, state: SatelliteState,
-                         events: Sequence[_Event], now: datetime) -> None:
-    """Apply the effects of the newly stored events, bulk where the type allows."""
-    fresh = [event for event in events if event.new]
-    usage: list[tuple[Any, ...]] = []  # rows in _USAGE_COLUMNS order
-    server_logs: list[tuple[Any, ...]] = []  # rows in _SERVER_LOG_COLUMNS order
-    requests: list[McpRequestLog] = []
-    activity: dict[str, McpClientActivity] = {}
-    statuses: dict[str, tuple[str, str | None]] = {}  # the batch's last status wins
-    for event in fresh:
+def _prepare_rows(state: SatelliteState, events: Sequence[_Event]) -> None:
+    """Build each event's rows before it queues for a transaction.
+
+    The shared transaction holds the database connection, so the work done
+    while it runs is kept to binding these rows and reading what was inserted.
+    """
+    created_at = DbTimes(SatelliteEvent, "created_at")(utcnow())
+    occurred = DbTimes(SatelliteEvent, "occurred_at")
+    usage_time = DbTimes(SatelliteUsageLog, "occurred_at")
+    log_time = DbTimes(McpServerLog, "logged_at")
+    for event in events:
         data = event.data
         installation_id = event.installation.id if event.installation else None
-        if event.type in _PROCESS_TYPES:
-            await _apply_process(conn, state, event, now)
-        elif event.type == "mcp.server.status_changed":
-            if installation_id is not None:
-                message = data.get("status_message")
-                statuses[installation_id] = (
-                    data["status"], message if isinstance(message, str) else None
-                )
-        elif event.type == "mcp.tool.executed":
-            usage.append((
+        event.row = (state.id, event.team_id, installation_id, event.type, event.key,
+                     occurred(event.occurred_at), encode_json(data), created_at)
+        if event.type == "mcp.tool.executed":
+            event.usage_row = (
                 state.id, event.team_id, installation_id, data["tool_name"][:255],
                 _text(data.get("server_slug"), 64), _number(data.get("duration_ms")),
                 data.get("success") is not False, _text(data.get("error_message"), None),
-                _db_time(SatelliteUsageLog, "occurred_at", event.occurred_at),
-            ))
-        elif event.type == "mcp.tools.discovered":
-            if event.installation is not None:
-                await _replace_tools(conn, event.installation, data["tools"], event.occurred_at)
-        elif event.type == "mcp.server.logs":
-            if installation_id is not None:
-                server_logs.extend(
-                    (
-                        installation_id, event.team_id, state.id,
-                        _text(item.get("level"), 16) or "info",
-                        _text(item.get("message"), None) or "",
-                        _db_time(McpServerLog, "logged_at",
-                                 _when(item.get("timestamp"), event.occurred_at)),
-                    )
-                    for item in data["logs"] if isinstance(item, dict)
-                )
-        elif event.type == "mcp.request.logs":
-            if installation_id is not None:
-                requests.extend(
-                    McpRequestLog(
-                        installation_id=installation_id, team_id=event.team_id,
-                        satellite_id=state.id,
-                        tool_name=_text(item.get("tool_name"), 255) or "",
-                        tool_params=item.get("tool_params"),
-                        response_time_ms=_number(item.get("response_time_ms")),
-                        success=item.get("success") is not False,
-                        logged_at=_when(item.get("timestamp"), event.occurred_at),
-                    )
-                    for item in data["requests"] if isinstance(item, dict)
-                )
-        elif event.type == "mcp.client.activity" and event.team_id is not None:
-            activity[event.team_id] = McpClientActivity(
-                satellite_id=state.id, team_id=event.team_id,
-                request_count=_count(data.get("request_count")),
-                tool_call_count=_count(data.get("tool_call_count")),
-                last_activity_at=_when(data.get("last_activity_at"), event.occurred_at),
-                updated_at=now,
+                usage_time(event.occurred_at),
             )
+        elif event.type == "mcp.server.logs" and installation_id is not None:
+            event.log_rows = [
+                (installation_id, event.team_id, state.id,
+                 _text(item.get("level"), 16) or "info", _text(item.get("message"), None) or "",
+                 log_time(_when(item.get("timestamp"), event.occurred_at)))
+                for item in data["logs"] if isinstance(item, dict)
+            ]
+
+
+async def _insert_events(conn: BaseDBAsyncClient, batches: Sequence[_Batch]) -> None:
+    """Multi-row INSERT … ON CONFLICT DO NOTHING RETURNING; replays read back by key.
+
+    Keys are unique per satellite, so rows are told apart by (satellite, key).
+    """
+    unique: dict[tuple[str, str], _Event] = {}
+    rows: list[tuple[Any, ...]] = []
+    for batch in batches:
+        satellite_id = batch.state.id
+        for event in batch.events:
+            identity = (satellite_id, event.key)
+            if identity in unique:
+                continue  # the same client id twice: a replay of the first
+            unique[identity] = event
+            rows.append(event.row)
+    inserted: dict[tuple[str, str], int] = {}
+    for start in range(0, len(rows), INSERT_CHUNK_ROWS):
+        chunk = rows[start:start + INSERT_CHUNK_ROWS]
+        sql = insert_sql(conn, SatelliteEvent, _EVENT_COLUMNS, len(chunk), _EVENT_RETURNING)
+        _, returned = await conn.execute_query(sql, [value for row in chunk for value in row])
+        inserted.update(((str(row["satellite_id"]), str(row["client_event_id"])), int(row["id"]))
+                        for row in returned)
+    existing = await _existing_event_ids(conn, [key for key in unique if key not in inserted])
+    for batch in batches:
+        for event in batch.events:
+            identity = (batch.state.id, event.key)
+            if identity in inserted:
+                event.id, event.new = inserted[identity], unique[identity] is event
+            else:
+                event.id, event.new = existing.get(identity), False
+
+
+async def _existing_event_ids(conn: BaseDBAsyncClient, identities: Sequence[tuple[str, str]]
+                              ) -> dict[tuple[str, str], int]:
+    """The stored ids of replayed (satellite, key) pairs (rare: one query per satellite)."""
+    keys_by_satellite: dict[str, list[str]] = {}
+    for satellite_id, key in identities:
+        keys_by_satellite.setdefault(satellite_id, []).append(key)
+    found: dict[tuple[str, str], int] = {}
+    for satellite_id, keys in keys_by_satellite.items():
+        for key, pk in await SatelliteEvent.filter(
+            satellite_id=satellite_id, client_event_id__in=keys
+        ).using_db(conn).values_list("client_event_id", "id"):
+            found[(satellite_id, str(key))] = int(pk)
+    return found
+
+
+async def _apply_effects(conn: BaseDBAsyncClient, batches: Sequence[_Batch],
+                         now: datetime) -> None:
+    """Apply the effects of the newly stored events, bulk where the type allows."""
+    usage: list[tuple[Any, ...]] = []  # rows in _USAGE_COLUMNS order
+    server_logs: list[tuple[Any, ...]] = []  # rows in _SERVER_LOG_COLUMNS order
+    requests: list[McpRequestLog] = []
+    activity: dict[tuple[str, str], McpClientActivity] = {}
+    statuses: dict[str, tuple[str, str | None]] = {}  # the last status wins
+    for batch in batches:
+        state = batch.state
+        for event in batch.events:
+            if not event.new:
+                continue
+            data = event.data
+            installation_id = event.installation.id if event.installation else None
+            if event.usage_row is not None:
+                usage.append(event.usage_row)
+            elif event.log_rows:
+                server_logs.extend(event.log_rows)
+            elif event.type in _PROCESS_TYPES:
+                await _apply_process(conn, state, event, now)
+            elif event.type == "mcp.server.status_changed":
+                if installation_id is not None:
+                    message = data.get("status_message")
+                    statuses[installation_id] = (
+                        data["status"], message if isinstance(message, str) else None
+                    )
+            elif event.type == "mcp.tools.discovered":
+                if event.installation is not None:
+                    await _replace_tools(conn, event.installation, data["tools"],
+                                         event.occurred_at)
+            elif event.type == "mcp.request.logs":
+                if installation_id is not None:
+                    requests.extend(
+                        McpRequestLog(
+                            installation_id=installation_id, team_id=event.team_id,
+                            satellite_id=state.id,
+                            tool_name=_text(item.get("tool_name"), 255) or "",
+                            tool_params=item.get("tool_params"),
+                            response_time_ms=_number(item.get("response_time_ms")),
+                            success=item.get("success") is not False,
+                            logged_at=_when(item.get("timestamp"), event.occurred_at),
+                        )
+                        for item in data["requests"] if isinstance(item, dict)
+                    )
+            elif event.type == "mcp.client.activity" and event.team_id is not None:
+                activity[(state.id, event.team_id)] = McpClientActivity(
+                    satellite_id=state.id, team_id=event.team_id,
+                    request_count=_count(data.get("request_count")),
+                    tool_call_count=_count(data.get("tool_call_count")),
+                    last_activity_at=_when(data.get("last_activity_at"), event.occurred_at),
+                    updated_at=now,
+                )
     for installation_id, (status, message) in statuses.items():
-        await McpInstallation.filter(id=installation_id).using_db(conn).update(
-            status=status, status_message=message,
-        )
+        await _set_installation_status(conn, installation_id, status, message)
     if usage:
-        await _insert_rows(conn, SatelliteUsageLog, _USAGE_COLUMNS, usage)
+        await insert_rows(conn, SatelliteUsageLog, _USAGE_COLUMNS, usage)
     if requests:
         await McpRequestLog.bulk_create(requests, batch_size=500, using_db=conn)
     if server_logs:
-        await _insert_rows(conn, McpServerLog, _SERVER_LOG_COLUMNS, server_logs)
+        await insert_rows(conn, McpServerLog, _SERVER_LOG_COLUMNS, server_logs)
         for installation_id in dict.fromkeys(str(row[0]) for row in server_logs):
             await _trim_server_logs(conn, installation_id)
     if activity:
@@ -505,6 +581,16 @@ async def _apply_effects(conn: BaseDBAsyncClient, state: SatelliteState,
             list(activity.values()), using_db=conn, on_conflict=["satellite_id", "team_id"],
             update_fields=["request_count", "tool_call_count", "last_activity_at", "updated_at"],
         )
+
+
+async def _set_installation_status(conn: BaseDBAsyncClient, installation_id: str, status: str,
+                                   message: str | None) -> None:
+    """Only `status` and `status_message`, as the ORM's queryset update would (no updated_at)."""
+    mark = marks(conn, 3)
+    table = McpInstallation._meta.db_table
+    sql = (f'UPDATE "{table}" SET "status" = {mark[0]}, "status_message" = {mark[1]} '  # noqa: S608
+           f'WHERE "id" = {mark[2]}')
+    await conn.execute_query(sql, [status, message, installation_id])
 
 
 _PROCESS_STATES: dict[str, tuple[ProcessStatus, HealthStatus]] = {
@@ -582,12 +668,12 @@ async def _trim_server_logs(conn: BaseDBAsyncClient, installation_id: str) -> No
 
     One statement: with no line beyond the bound the subquery is NULL and nothing goes.
     """
-    mark = _placeholder(conn)
+    mark = marks(conn, 2)
     table = McpServerLog._meta.db_table
     # The table name is our constant; the installation id is a bound parameter.
     sql = (
-        f'DELETE FROM "{table}" WHERE "installation_id" = {mark(0)} AND "id" <= '  # noqa: S608
-        f'(SELECT "id" FROM "{table}" WHERE "installation_id" = {mark(1)} '
+        f'DELETE FROM "{table}" WHERE "installation_id" = {mark[0]} AND "id" <= '  # noqa: S608
+        f'(SELECT "id" FROM "{table}" WHERE "installation_id" = {mark[1]} '
         f'ORDER BY "id" DESC LIMIT 1 OFFSET {MAX_SERVER_LOGS_PER_INSTALLATION})'
     )
     await conn.execute_query(sql, [installation_id, installation_id])
@@ -684,11 +770,19 @@ def _when(value: Any, default: datetime) -> datetime:
 
 
 # ---- the use case ---------------------------------------------------------------
-async def _store(state: SatelliteState, events: Sequence[_Event]) -> None:
+_RETRYABLE = (BaseORMException, OSError, ValueError, TypeError)
+
+
+async def _write_batches(batches: list[_Batch]) -> None:
+    """The batches' events and effects in ONE transaction that starts with a write."""
     now = utcnow()
     async with in_transaction() as conn:
-        await _insert_events(conn, state.id, events, now)  # the first statement is a write
-        await _apply_effects(conn, state, events, now)
+        await _insert_events(conn, batches)
+        await _apply_effects(conn, batches, now)
+
+
+def _writer() -> GroupCommit[_Batch]:
+    return group_commit("events", lambda: GroupCommit(_write_batches, _RETRYABLE))
 
 
 async def ingest_events(rt: Runtime, state: SatelliteState, raw_events: Sequence[Any]
@@ -696,9 +790,10 @@ async def ingest_events(rt: Runtime, state: SatelliteState, raw_events: Sequence
     """Validate, attribute, store and publish one batch; see the module docstring."""
     failures: list[EventFailure] = []
     parsed: list[_Event] = []
+    nonce = SERVER_KEY_PREFIX + new_id()
     for index, raw in enumerate(raw_events):
         try:
-            parsed.append(_parse(index, raw))
+            parsed.append(_parse(index, raw, nonce))
         except _Invalid as error:
             failures.append(EventFailure(index, _type_of(raw), str(error)))
             if str(error).startswith("Unknown event type"):
@@ -732,11 +827,7 @@ async def ingest_events(rt: Runtime, state: SatelliteState, raw_events: Sequence
     failures.sort(key=lambda failure: failure.index)
     stored.sort(key=lambda event: event.index)
     fresh = [event for event in stored if event.new]
-    for event in fresh:
-        await rt.bus.publish(Channels.SATELLITE_EVENTS, {
-            "id": str(event.id), "satellite_id": state.id, "team_id": event.team_id,
-            "type": event.type, "timestamp": iso(event.occurred_at), "data": event.data,
-        })
+    await _publish(rt, state, fresh)
     if fresh:
         rt.metrics.events.labels(outcome="accepted").inc(len(fresh))
     if len(stored) > len(fresh):
@@ -746,23 +837,38 @@ async def ingest_events(rt: Runtime, state: SatelliteState, raw_events: Sequence
     return IngestResult([str(event.id) for event in stored], failures)
 
 
+async def _publish(rt: Runtime, state: SatelliteState, fresh: Sequence[_Event]) -> None:
+    """One message per new event on `satellite.events` (after the commit)."""
+    stamps: dict[datetime, str | None] = {}  # events of a batch often share a timestamp
+    for event in fresh:
+        stamp = stamps.get(event.occurred_at)
+        if stamp is None:
+            stamp = stamps[event.occurred_at] = iso(event.occurred_at)
+        await rt.bus.publish(Channels.SATELLITE_EVENTS, {
+            "id": str(event.id), "satellite_id": state.id, "team_id": event.team_id,
+            "type": event.type, "timestamp": stamp, "data": event.data,
+        })
+
+
 async def _store_all(state: SatelliteState, valid: list[_Event],
                      failures: list[EventFailure]) -> list[_Event]:
-    """The whole batch in one transaction; on failure, each event in its own."""
+    """The whole batch in one transaction (shared with concurrent batches); on failure,
+    each event in its own."""
     if not valid:
         return []
+    _prepare_rows(state, valid)
     try:
-        await _store(state, valid)
+        await _writer().write(_Batch(state, valid))
         return valid
-    except (BaseORMException, OSError, ValueError, TypeError):
+    except _RETRYABLE:
         log.warning("event batch write failed; retrying event by event", exc_info=True,
                     extra={"op": "events", "satellite_id": state.id, "events": len(valid)})
     stored: list[_Event] = []
     for event in valid:
         event.id, event.new = None, False
         try:
-            await _store(state, [event])
-        except (BaseORMException, OSError, ValueError, TypeError):
+            await _write_batches([_Batch(state, [event])])
+        except _RETRYABLE:
             log.warning("event could not be stored", exc_info=True, extra={
                 "op": "events", "satellite_id": state.id, "type": event.type})
             failures.append(EventFailure(event.index, event.type, "Event could not be stored"))

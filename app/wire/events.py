@@ -56,4 +56,5 @@ class EventIn(WireModel):
     id: StrictStr | None = Field(default=None, min_length=1, max_length=MAX_CLIENT_ID_LENGTH)
 
 
-__all__ = ["MAX_CLIENT_ID_LENGTH", "MAX_EVENTS", "REQUIRED_DATA", "EventIn", "EventsBatch"]
+__all__ = ["MAX_CLIENT_ID_LENGTH", "MAX_EVENTS", "MAX_TYPE_LENGTH", "REQUIRED_DATA", "EventIn",
+           "EventsBatch"]

@@ -370,6 +370,39 @@ async def test_global_satellite_events_take_the_installations_team(
     assert stored.installation_id == installation.id
 
 
+async def test_a_process_id_names_its_installation_before_any_heartbeat(
+    http: aiohttp.ClientSession, make_satellite: SatelliteFactory, team: Team,
+    installation: McpInstallation,
+) -> None:
+    satellite = await make_satellite(satellite_type=SatelliteType.GLOBAL)
+    data = sample_data("mcp.tool.executed", None, installation.id)
+    data["server_id"] = f"files-{team.slug}-{installation.id}"  # longer than any id
+
+    code, body = await post_events(http, satellite, [event("mcp.tool.executed", data)])
+
+    assert (code, body["processed"], body["failed"]) == (200, 1, 0)
+    stored = await SatelliteEvent.get(satellite_id=satellite.id)
+    assert stored.installation_id == installation.id
+
+
+async def test_ids_too_long_to_exist_are_unknown_ids_not_server_errors(
+    http: aiohttp.ClientSession, make_satellite: SatelliteFactory, team: Team,
+    installation: McpInstallation,
+) -> None:
+    satellite = await make_satellite(satellite_type=SatelliteType.GLOBAL)
+    logs = sample_data("mcp.server.logs", team.id, "x" * 40)
+    tool = sample_data("mcp.tool.executed", "t" * 42, "unknown-server")
+    good = sample_data("mcp.tool.executed", None, installation.id)
+
+    code, body = await post_events(http, satellite, [
+        event("mcp.server.logs", logs), event("mcp.tool.executed", tool),
+        event("mcp.tool.executed", good)])
+
+    # the unknown installation falls back to its (real) team; the unknown team fails alone
+    assert (code, body["processed"], body["failed"]) == (200, 2, 1)
+    assert [failure["index"] for failure in body["failures"]] == [1]
+
+
 # ---- fuzzing ------------------------------------------------------------------------
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

@@ -5,14 +5,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from app.bus import Channels
 from app.config import Settings
-from app.models import McpInstallation, McpServer, McpServerLog, McpTool, SatelliteUsageLog, Team
+from app.models import (
+    McpInstallation,
+    McpServer,
+    McpServerLog,
+    McpTool,
+    SatelliteEvent,
+    SatelliteUsageLog,
+    Team,
+)
 from app.models.enums import TransportType
+from app.services.event_store import GroupCommit
 from app.services.events import MAX_SERVER_LOGS_PER_INSTALLATION, ingest_events, redact
 from app.services.fleet import SatelliteState
 from app.services.runtime import Runtime
@@ -78,6 +88,91 @@ async def test_a_failing_write_fails_only_its_own_event(
     assert await SatelliteUsageLog.filter(satellite_id=satellite.id).count() == 2
     assert await McpTool.all().count() == 0
     assert int(result.event_ids[0]) < int(result.event_ids[1])
+
+
+async def test_concurrent_batches_written_together_keep_their_own_ids_and_effects(
+    rt: Runtime, make_satellite: SatelliteFactory, installation: McpInstallation,
+) -> None:
+    states = []
+    for _ in range(3):
+        created = await make_satellite()
+        state = rt.fleet.get(created.id)
+        assert state is not None
+        states.append(state)
+    results = await asyncio.gather(*(
+        ingest_events(rt, state, [executed(installation, "same-id"), executed(installation)])
+        for state in states
+    ))
+    ids = [event_id for result in results for event_id in result.event_ids]
+    assert all(result.processed == 2 and not result.failures for result in results)
+    assert len(set(ids)) == 6  # the same client id on different satellites: different events
+    for state, result in zip(states, results, strict=True):
+        rows = await SatelliteEvent.filter(satellite_id=state.id).order_by("id")
+        assert [str(row.id) for row in rows] == result.event_ids
+        assert await SatelliteUsageLog.filter(satellite_id=state.id).count() == 2
+
+
+async def test_a_failing_batch_never_fails_a_concurrent_batch(
+    rt: Runtime, settings: Settings, make_satellite: SatelliteFactory,
+    installation: McpInstallation,
+) -> None:
+    assert settings.sqlite_path is not None
+    other = sqlite3.connect(settings.sqlite_path)
+    other.execute("CREATE TRIGGER poison BEFORE INSERT ON mcp_tools WHEN NEW.tool_name = 'bad' "
+                  "BEGIN SELECT RAISE(ABORT, 'poisoned'); END")
+    other.commit()
+    other.close()
+    good, bad = [rt.fleet.get((await make_satellite()).id) for _ in range(2)]
+    assert good is not None
+    assert bad is not None
+    good_result, bad_result = await asyncio.gather(
+        ingest_events(rt, good, [executed(installation), executed(installation)]),
+        ingest_events(rt, bad, [executed(installation), discovered(installation, "bad")]),
+    )
+    assert (good_result.processed, good_result.failures) == (2, [])
+    assert bad_result.processed == 1
+    assert [failure.index for failure in bad_result.failures] == [1]
+    assert await SatelliteUsageLog.filter(satellite_id=good.id).count() == 2
+    assert await SatelliteUsageLog.filter(satellite_id=bad.id).count() == 1
+
+
+async def test_group_commit_writes_queued_work_together_and_retries_a_failed_group_alone(
+) -> None:
+    groups: list[list[str]] = []
+    gate = asyncio.Event()
+
+    async def write(items: list[str]) -> None:
+        groups.append(list(items))
+        if items == ["first"]:
+            await gate.wait()  # holds the lock while the others queue
+        if "bad" in items:
+            raise ValueError("refused")
+
+    commit = GroupCommit(write, (ValueError,))
+    first = asyncio.create_task(commit.write("first"))
+    await asyncio.sleep(0)
+    others = [asyncio.create_task(commit.write(item)) for item in ("a", "bad", "b")]
+    await asyncio.sleep(0)
+    gate.set()
+    await first
+    outcomes = await asyncio.gather(*others, return_exceptions=True)
+    assert groups == [["first"], ["a", "bad", "b"], ["a"], ["bad"], ["b"]]
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], ValueError)
+    assert outcomes[2] is None
+
+
+async def test_timestamps_with_an_offset_are_stored_and_published_in_utc(
+    rt: Runtime, satellite: SatelliteState, installation: McpInstallation,
+) -> None:
+    event = {**executed(installation), "timestamp": "2026-01-02T05:04:05.5+02:00"}
+    async with listening(rt, Channels.SATELLITE_EVENTS) as received:
+        result = await ingest_events(rt, satellite, [event])
+        message = await asyncio.wait_for(received.get(), 1)
+    assert result.processed == 1
+    assert message["timestamp"] == "2026-01-02T03:04:05.500000Z"
+    row = await SatelliteEvent.get(id=int(result.event_ids[0]))
+    assert row.occurred_at == datetime(2026, 1, 2, 3, 4, 5, 500000, tzinfo=UTC)
 
 
 async def test_concurrent_replays_apply_effects_once(
