@@ -7,6 +7,10 @@ off) on the same path. The caller comes from the session cookie or
 `{"authToken": …}` in `connection_init`, and is refused (4403) without a valid
 session. Websocket origins are limited to `ALLOWED_ORIGINS` (default: same
 origin). GraphiQL is served only with `GROUNDSTATION_DEBUG` on.
+
+Each accepted websocket is a live connection of its session (`services.live`):
+logout or a password change closes it (4403), shutdown too (1001), a membership
+change replaces the caller its subscriptions filter with.
 """
 
 from __future__ import annotations
@@ -23,10 +27,15 @@ from app.rest.addresses import client_address
 from app.rest.context import RUNTIME_KEY
 from app.schema import schema
 from app.schema.context import SESSION_COOKIE, Context
+from app.services.live import SHUTDOWN, LiveConnection
+from app.services.principals import Principal
 from app.services.runtime import Runtime
 from app.services.sessions import authenticate_session
 
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
+SESSION_ENDED_CLOSE_CODE = 4403
+GOING_AWAY_CLOSE_CODE = 1001
+_LIVE_CONNECTION = web.RequestKey("live_connection", LiveConnection)
 
 
 def session_token(request: web.Request) -> str | None:
@@ -64,10 +73,32 @@ class GroundstationGraphQLView(GraphQLView[Context, None]):
             context.principal = await authenticate_session(
                 self.rt, token, address=context.address
             )
-        if context.principal is None:
+        if context.principal is None or self.rt.shutting_down.is_set():
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED",
                                             "message": "Log in first"})
+        context.request[_LIVE_CONNECTION] = self._live_connection(context, context.principal)
         return await super().on_ws_connect(context)
+
+    def _live_connection(self, context: Context, principal: Principal) -> LiveConnection:
+        socket = context.response
+
+        async def close(reason: str) -> None:
+            code = GOING_AWAY_CLOSE_CODE if reason == SHUTDOWN else SESSION_ENDED_CLOSE_CODE
+            if isinstance(socket, web.WebSocketResponse) and not socket.closed:
+                await socket.close(code=code, message=reason.encode()[:120])
+
+        def replace(new: Principal) -> None:
+            context.principal = new
+
+        return self.rt.live.open(principal, on_end=close, on_principal=replace)
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await super().__call__(request)
+        finally:
+            connection = request.get(_LIVE_CONNECTION)
+            if connection is not None:
+                self.rt.live.close(connection)
 
 
 def add_graphql_route(app: web.Application) -> None:

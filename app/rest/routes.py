@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.rest import commands, config, events, heartbeat, operations, registration
+from app.rest import commands, config, events, heartbeat, operations, registration, streams
 from app.rest.graphql import add_graphql_route
 
 SATELLITE = "/api/satellites/{satellite_id}"
@@ -20,4 +20,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(f"{SATELLITE}/command-result", commands.command_result)
     app.router.add_get(f"{SATELLITE}/config", config.satellite_config)
     app.router.add_post(f"{SATELLITE}/events", events.ingest)
+    app.router.add_get("/api/stream/events", streams.events)
+    app.router.add_get("/api/stream/satellites", streams.satellites)
+    streams.add_live_lifecycle(app)
     add_graphql_route(app)

@@ -14,7 +14,7 @@ from strawberry.extensions import MaxAliasesLimiter, ParserCache, QueryDepthLimi
 from strawberry.types import ExecutionContext
 
 from app.schema.errors import ClientErrors, log_errors
-from app.schema.query import Mutation, Query
+from app.schema.query import Mutation, Query, Subscription
 
 MAX_DEPTH = 10
 MAX_ALIASES = 30
@@ -37,6 +37,7 @@ def _extensions() -> list[Any]:
     ]
 
 
-schema = GroundstationSchema(query=Query, mutation=Mutation, extensions=_extensions())
+schema = GroundstationSchema(query=Query, mutation=Mutation, subscription=Subscription,
+                             extensions=_extensions())
 
 __all__ = ["MAX_ALIASES", "MAX_DEPTH", "schema"]

@@ -38,9 +38,10 @@ class Context:
             self._loaders = Loaders(self)
         return self._loaders
 
-    def fresh(self) -> Context:
-        """A copy with new loaders: one per subscription event, so nothing goes stale."""
-        return Context(self.rt, self.request, self.response, self.address, self.principal)
+    def renew_loaders(self) -> None:
+        """Forget every loaded object: a websocket's context lives as long as the socket,
+        so each subscription event starts with fresh loaders (nothing stale)."""
+        self._loaders = None
 
 
 Info = strawberry.Info[Context, None]

@@ -13,7 +13,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from strawberry.dataloader import DataLoader
 from tortoise.models import Model
 
-from app.models import McpServer, SatelliteProcess, Team, User
+from app.errors import Unauthenticated
+from app.models import (
+    McpInstallationRevision,
+    McpServer,
+    McpTool,
+    SatelliteProcess,
+    Team,
+    TeamMembership,
+    User,
+)
+from app.services import reads
+from app.services.config_preview import ConfigPreview, config_previews
+from app.services.principals import Principal
 from app.services.scope import Kind, scoped
 
 if TYPE_CHECKING:
@@ -47,6 +59,8 @@ class Loaders:
         self.server = DataLoader[str, McpServer | None](load_fn=_by_id(McpServer))
         self.process_count = DataLoader[str, int](load_fn=self._process_counts)
         self.processes = DataLoader[str, list[SatelliteProcess]](load_fn=self._processes)
+        self.team_members = DataLoader[str, list[TeamMembership]](load_fn=self._team_members)
+        self.mcp = McpLoaders(context)
 
     def _visible_processes(self, satellite_ids: list[str]) -> Any:
         principal = self._context.principal
@@ -68,5 +82,54 @@ class Loaders:
                            ((row.satellite_id, row) for row in rows))
         return [grouped[key] for key in satellite_ids]
 
+    async def _team_members(self, team_ids: list[str]) -> list[list[TeamMembership]]:
+        """Memberships (with their users) of teams the caller administers."""
+        principal = self._context.principal
+        if principal is None:  # pragma: no cover - the fields require a login
+            return [[] for _ in team_ids]
+        rows = await reads.team_members(principal, team_ids)
+        grouped = _grouped(team_ids, (
+            (row.team_id, row) for row in rows))  # type: ignore[attr-defined]
+        return [grouped[key] for key in team_ids]
 
-__all__ = ["Loaders"]
+
+class McpLoaders:
+    """Installation relations (`info.context.loaders.mcp`): one query each per operation.
+
+    Installations reach these loaders only after a scoped read; the rows they
+    load are scoped again all the same (tools by team, revisions through their
+    installation).
+    """
+
+    def __init__(self, context: Context) -> None:
+        self._context = context
+        self.preview = DataLoader[str, ConfigPreview](load_fn=self._previews)
+        self.revisions = DataLoader[str, list[McpInstallationRevision]](
+            load_fn=self._revisions)
+        self.tools = DataLoader[str, list[McpTool]](load_fn=self._tools)
+
+    def _principal(self) -> Principal:
+        principal = self._context.principal
+        if principal is None:  # pragma: no cover - the fields require a login
+            raise Unauthenticated("Log in first", code="unauthenticated")
+        return principal
+
+    async def _previews(self, installation_ids: list[str]) -> list[ConfigPreview]:
+        previews = await config_previews(installation_ids)
+        return [previews.get(key, ConfigPreview()) for key in installation_ids]
+
+    async def _revisions(self, installation_ids: list[str]
+                         ) -> list[list[McpInstallationRevision]]:
+        rows = await reads.installation_revisions(self._principal(), installation_ids)
+        grouped = _grouped(installation_ids, (
+            (row.installation_id, row) for row in rows))  # type: ignore[attr-defined]
+        return [grouped[key] for key in installation_ids]
+
+    async def _tools(self, installation_ids: list[str]) -> list[list[McpTool]]:
+        rows = await reads.installation_tools(self._principal(), installation_ids)
+        grouped = _grouped(installation_ids, (
+            (row.installation_id, row) for row in rows))  # type: ignore[attr-defined]
+        return [grouped[key] for key in installation_ids]
+
+
+__all__ = ["Loaders", "McpLoaders"]

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from strawberry.tools import merge_types
 
+from app.schema.roots.admin import AdminMutation, AdminQuery
 from app.schema.roots.fleet import FleetMutation, FleetQuery
+from app.schema.roots.live import LiveSubscription
+from app.schema.roots.mcp import McpMutation, McpQuery
 
-Query = merge_types("Query", (FleetQuery,))
-Mutation = merge_types("Mutation", (FleetMutation,))
+Query = merge_types("Query", (FleetQuery, AdminQuery, McpQuery))
+Mutation = merge_types("Mutation", (FleetMutation, AdminMutation, McpMutation))
+Subscription = merge_types("Subscription", (LiveSubscription,))
 
-__all__ = ["Mutation", "Query"]
+__all__ = ["Mutation", "Query", "Subscription"]

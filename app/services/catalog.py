@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from tortoise.exceptions import IntegrityError
 
-from app.errors import NotFound, ValidationError
+from app.errors import Conflict, NotFound, ValidationError
 from app.models import McpServer
 from app.models.enums import TransportType
 from app.services.actors import Actor
@@ -275,4 +275,63 @@ async def get_server_by_slug(slug: str) -> McpServer:
     server = await McpServer.get_or_none(slug=slug)
     if server is None:
         raise NotFound(f"No MCP server with slug '{slug}'")
+    return server
+
+
+# ---- one server at a time (GraphQL createMcpServer / updateMcpServer) ------------------
+
+
+def _server_failure(problems: list[dict[str, Any]]) -> ValidationError:
+    """The catalog file's problems, with paths relative to the one server given."""
+    located = [{**item, "field": item["field"].replace("servers[1]", "input", 1)}
+               for item in problems]
+    shown = "; ".join(f"{item['field']}: {item['message']}" for item in located[:_MESSAGE_PROBLEMS])
+    return ValidationError(f"Invalid MCP server: {shown}", details=located)
+
+
+async def save_server(rt: Runtime, server: dict[str, Any], *, server_id: str | None,
+                      actor: Actor) -> McpServer:
+    """Create a catalogue server (`server_id` None) or replace server `server_id` whole.
+
+    `server` is one server of the catalog file format, checked by the same
+    `validate_catalog`; fields it omits are reset. A slug taken by another server
+    is a CONFLICT. When an existing template changes, the satellites serving its
+    installations get a `configure` (as `import_catalog` does); an unchanged save
+    writes nothing. Audited as `catalog.server_created` / `catalog.server_updated`.
+    """
+    problems = validate_catalog({"servers": [server]})
+    if problems:
+        raise _server_failure(problems)
+    slug, values = server["slug"], _template_values(server)
+    taken = await McpServer.filter(slug=slug).exclude(id=server_id or "").exists()
+    if taken:
+        raise Conflict(f"Another MCP server has the slug '{slug}'", code="mcp_server_slug_taken")
+    if server_id is None:
+        try:
+            created = await McpServer.create(slug=slug, **values)
+        except IntegrityError as error:  # the slug was taken meanwhile
+            raise Conflict(f"Another MCP server has the slug '{slug}'",
+                           code="mcp_server_slug_taken") from error
+        await record_audit("catalog.server_created", actor=actor, object_type="mcp_server",
+                           object_id=created.id, details={"slug": slug})
+        return created
+    existing = await get_server(server_id)
+    wanted = {"slug": slug, **values}
+    if all(_same(getattr(existing, name), value) for name, value in wanted.items()):
+        return existing
+    try:
+        await McpServer.filter(id=existing.id).update(**wanted, updated_at=utcnow())
+    except IntegrityError as error:
+        raise Conflict(f"Another MCP server has the slug '{slug}'",
+                       code="mcp_server_slug_taken") from error
+    await record_audit("catalog.server_updated", actor=actor, object_type="mcp_server",
+                       object_id=existing.id, details={"slug": slug})
+    await push_for_servers(rt, [existing.id])
+    return await get_server(existing.id)
+
+
+async def get_server(server_id: str) -> McpServer:
+    server = await McpServer.get_or_none(id=server_id)
+    if server is None:
+        raise NotFound("MCP server not found", code="mcp_server_not_found")
     return server

@@ -270,13 +270,18 @@ async def record_heartbeat(
     if body.processes is not None:
         state.process_count = len(body.processes)
     state.online = True
+    # Claimed before any await, like `online`: of concurrent first heartbeats, exactly
+    # one activates and publishes (one `satellite.status` message per transition).
+    activating = state.status is SatelliteStatus.INACTIVE
+    if activating:
+        state.status = SatelliteStatus.ACTIVE
     rt.heartbeats.buffer(state, body, now)
     rt.metrics.heartbeats.inc()
     if not was_online:
         rt.metrics.online_satellites.inc()
-    if state.status is SatelliteStatus.INACTIVE:
+    if activating:
         await _activate(rt, state, address)
-    if not was_online or state.status is not previous_status:
+    if not was_online or activating:
         await rt.bus.publish(Channels.SATELLITE_STATUS, status_message(state, previous_status, now))
     await rt.bus.publish(
         Channels.SATELLITE_HEARTBEAT,
@@ -309,23 +314,37 @@ def status_message(
 
 
 async def _activate(rt: Runtime, state: SatelliteState, address: str) -> None:
-    """`inactive` → `active`, only if the row is still `inactive` (one conditional write)."""
+    """`inactive` → `active`, only if the row is still `inactive` (one conditional write).
+
+    Memory already says `active`; when the row was not `inactive` any more (an
+    administrator changed it) memory is re-read, and when the write fails it goes
+    back to `inactive` so the next heartbeat tries again.
+    """
     try:
         changed = await rt.fleet.apply_admin_change(
             state.id, "activated", only_if_status=SatelliteStatus.INACTIVE,
             status=SatelliteStatus.ACTIVE,
         )
-        if changed is not None:
-            await record_audit(
-                "satellite.activated",
-                actor=satellite_actor(state.id, address),
-                object_type="satellite",
-                object_id=state.id,
-                team_id=state.team_id,
-            )
+        if changed is None:
+            await rt.fleet.reload(state.id)
+            return
     except (BaseORMException, OSError):
         # Never fail a heartbeat for the database: the next heartbeat activates.
+        if state.status is SatelliteStatus.ACTIVE:
+            state.status = SatelliteStatus.INACTIVE
         log.warning("activation failed; retrying with the next heartbeat", exc_info=True,
+                    extra={"op": "heartbeat.activate", "satellite_id": state.id})
+        return
+    try:
+        await record_audit(
+            "satellite.activated",
+            actor=satellite_actor(state.id, address),
+            object_type="satellite",
+            object_id=state.id,
+            team_id=state.team_id,
+        )
+    except (BaseORMException, OSError):
+        log.warning("recording an activation failed", exc_info=True,
                     extra={"op": "heartbeat.activate", "satellite_id": state.id})
 
 

@@ -17,6 +17,7 @@ from app.metrics import Metrics
 from app.services.authentication import AuthFailureLimiter, VerifiedKeyCache
 from app.services.fleet import FleetState
 from app.services.heartbeats import HeartbeatRecorder
+from app.services.live import LiveHub
 from app.services.rate_limits import SatelliteRateLimits
 from app.tasks import BackgroundTasks
 
@@ -35,6 +36,8 @@ class Runtime:
     heartbeats: HeartbeatRecorder
     secrets: SecretBox
     metrics: Metrics = field(default_factory=Metrics)
+    # Open subscriptions and SSE streams, by session (ended on logout, shutdown).
+    live: LiveHub = field(default_factory=LiveHub)
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
     # time.monotonic() when the server started serving (offline detection's grace period)

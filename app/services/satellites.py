@@ -10,6 +10,7 @@ process is never overwritten: the action re-reads and tries again.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -354,4 +355,126 @@ async def set_config_overrides(
                        details={"keys": sorted(checked)})
     await push_configure(rt, [satellite_id], event=INSTALLATION_UPDATED, installation_id=None,
                          team_id=state.team_id)
+    return state
+
+
+# ---- details people edit: name, allow-list, labels (design.md §2, §4 updateSatellite) ----
+
+MAX_ALLOWED_CIDRS = 64
+MAX_LABELS = 32
+MAX_LABEL_KEY_LENGTH = 63
+MAX_LABEL_VALUE_LENGTH = 255
+_LABEL_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\/-]*")
+
+
+def checked_allowed_cidrs(cidrs: Any) -> list[str]:
+    """An IP allow-list: at most 64 CIDRs (IPv4 or IPv6), each parsed and normalised
+    (`10.0.0.1/8` → `10.0.0.0/8`), duplicates dropped; `[]` allows every address."""
+    if not isinstance(cidrs, list) or len(cidrs) > MAX_ALLOWED_CIDRS:
+        raise ValidationError(f"allowed_cidrs is a list of at most {MAX_ALLOWED_CIDRS} CIDRs",
+                              details=[{"field": "allowed_cidrs", "message": "invalid list"}])
+    normalised: list[str] = []
+    for cidr in cidrs:
+        try:
+            network = str(ipaddress.ip_network(str(cidr).strip(), strict=False))
+        except ValueError as error:
+            raise ValidationError(f"Not a CIDR: {str(cidr)[:64]!r}",
+                                  details=[{"field": "allowed_cidrs",
+                                            "message": "invalid CIDR"}]) from error
+        if not isinstance(cidr, str):
+            raise ValidationError("CIDRs are strings",
+                                  details=[{"field": "allowed_cidrs", "message": "not a string"}])
+        if network not in normalised:
+            normalised.append(network)
+    return normalised
+
+
+def checked_labels(labels: Any) -> dict[str, str]:
+    """Free-form labels: a JSON object of at most 32 string values (≤ 255 characters)
+    under keys of 1–63 characters (`A-Z a-z 0-9 _ . / -`, starting with a letter or
+    digit); `{}` removes every label."""
+    def refused(message: str) -> ValidationError:
+        return ValidationError(message, details=[{"field": "labels", "message": message}])
+
+    if not isinstance(labels, dict):
+        raise refused("labels must be a JSON object")
+    if len(labels) > MAX_LABELS:
+        raise refused(f"at most {MAX_LABELS} labels")
+    for key, value in labels.items():
+        if not (isinstance(key, str) and len(key) <= MAX_LABEL_KEY_LENGTH
+                and _LABEL_KEY_RE.fullmatch(key)):
+            raise refused(f"label keys have 1-{MAX_LABEL_KEY_LENGTH} characters of "
+                          "A-Z, a-z, 0-9, '_', '.', '/', '-', starting with a letter or digit")
+        if not isinstance(value, str) or len(value) > MAX_LABEL_VALUE_LENGTH:
+            raise refused(f"label values are strings of at most {MAX_LABEL_VALUE_LENGTH} "
+                          "characters")
+    return dict(labels)
+
+
+async def _set_details(rt: Runtime, satellite_id: str, changes: dict[str, Any], *,
+                       actor: Actor) -> None:
+    """Write validated name/allow-list/labels in one admin change and audit it."""
+    row = await get_satellite(satellite_id)
+    changes = {key: value for key, value in changes.items() if getattr(row, key) != value}
+    if not changes:
+        return
+    if "name" in changes and await Satellite.exclude(id=satellite_id).filter(
+            name=changes["name"]).exists():
+        raise name_taken(changes["name"])
+    try:
+        state = await rt.fleet.apply_admin_change(satellite_id, "details", **changes)
+    except IntegrityError as error:  # the name was taken concurrently
+        raise name_taken(changes["name"]) from error
+    if state is None:
+        raise NotFound("Satellite not found", code="satellite_not_found")
+    details: dict[str, Any] = {"name": state.name, "changed": sorted(changes)}
+    if "name" in changes:
+        details["previous_name"] = row.name
+    if "allowed_cidrs" in changes:
+        details["allowed_cidrs"] = changes["allowed_cidrs"]
+    await record_audit("satellite.updated", actor=actor, object_type="satellite",
+                       object_id=satellite_id, team_id=state.team_id, details=details)
+
+
+async def update_satellite(
+    rt: Runtime,
+    satellite_id: str,
+    *,
+    name: str | None = None,
+    status: SatelliteStatus | None = None,
+    config_overrides: Any = None,
+    allowed_cidrs: Any = None,
+    labels: Any = None,
+    actor: Actor,
+) -> SatelliteState:
+    """Edit a satellite: any of name, admin status, config overrides, IP allow-list,
+    labels (None leaves a field as it is).
+
+    Every value is validated before anything is written, so a refused edit
+    changes nothing: names as at registration (10–32 of `a-z 0-9 _ -`, unique →
+    409 `satellite_name_taken`), CIDRs parse, labels per `checked_labels`,
+    overrides per `set_config_overrides`. Status follows `set_satellite_status`.
+    Each change goes through `rt.fleet.apply_admin_change` and is audited.
+    """
+    details: dict[str, Any] = {}
+    if name is not None:
+        details["name"] = validate_satellite_name(name)
+    if allowed_cidrs is not None:
+        details["allowed_cidrs"] = checked_allowed_cidrs(allowed_cidrs)
+    if labels is not None:
+        details["labels"] = checked_labels(labels)
+    if config_overrides is not None:
+        checked_json_object(config_overrides, what="config_overrides",
+                            field="config_overrides", max_bytes=MAX_OVERRIDES_BYTES)
+    if status is SatelliteStatus.DELETED:
+        raise ValidationError("Use delete_satellite to delete a satellite")
+    await get_satellite(satellite_id)
+    await _set_details(rt, satellite_id, details, actor=actor)
+    if config_overrides is not None:
+        await set_config_overrides(rt, satellite_id, config_overrides, actor=actor)
+    if status is not None:
+        await set_satellite_status(rt, satellite_id, status, actor=actor)
+    row = await get_satellite(satellite_id)
+    state = rt.fleet.get(satellite_id) or rt.fleet.apply_row(row)
+    assert state is not None
     return state

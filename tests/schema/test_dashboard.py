@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from app.config import Settings
 from app.models import SatelliteProcess
 from app.models.enums import GlobalRole, SatelliteType
 from tests.fixtures.graphql import ClientFactory
 from tests.fixtures.people import TeamFactory
 from tests.fixtures.queries import counting_queries
 from tests.fixtures.satellites import SatelliteFactory
+from tests.fixtures.server import make_settings
 
 DASHBOARD = """{
   satellites(first: 100) {
@@ -17,6 +23,13 @@ DASHBOARD = """{
                    team { id name slug } } }
   }
 }"""
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """No background work during the count: refresh, jobs and flushes wait an hour."""
+    return make_settings(tmp_path, state_refresh_seconds=3600.0, jobs_interval_seconds=3600.0,
+                         flush_interval_seconds=3600.0)
 
 
 async def build_fleet(count: int, make_team: TeamFactory,

@@ -189,6 +189,71 @@ async def _command(world: World) -> None:
         assert result["data"]["command"] is None
 
 
+@isolation("registrationTokens")
+async def _registration_tokens(world: World) -> None:
+    own = await _query(world, "query($t: ID) { registrationTokens(teamId: $t) { id teamId } }",
+                       {"t": world.a.team_id})
+    assert [token["id"] for token in own["data"]["registrationTokens"]] == [world.a.token_id]
+    assert (await _query(world, "{ registrationTokens { id } }"))["data"][
+        "registrationTokens"] == []
+    assert await world.member_a.error_code(
+        "query($t: ID) { registrationTokens(teamId: $t) { id } }", {"t": world.b.team_id}
+    ) == "NOT_FOUND"
+
+
+@isolation("auditLog")
+async def _audit_log(world: World) -> None:
+    document = ("query($t: ID) { auditLog(teamId: $t, first: 100) "
+                "{ edges { node { teamId objectId details } } } }")
+    result = await _query(world, document)
+    teams = {edge["node"]["teamId"] for edge in result["data"]["auditLog"]["edges"]}
+    assert teams == {world.a.team_id}
+    assert await world.member_a.error_code(document, {"t": world.b.team_id}) == "NOT_FOUND"
+
+
+@isolation("users")
+async def _users(world: World) -> None:
+    assert await world.member_a.error_code("{ users { edges { node { id email } } } }"
+                                           ) == "FORBIDDEN"
+
+
+INSTALLATION_FIELDS = """id teamId owner { id } server { id slug } configPreview
+  revisions { revision } tools { toolName } logs(first: 100) { message }"""
+
+
+@isolation("mcpServers")
+async def _mcp_servers(world: World) -> None:
+    result = await _query(world, "{ mcpServers { id slug } }")
+    assert result["data"]["mcpServers"]  # the catalogue is shared by everyone
+
+
+@isolation("installations")
+async def _installations(world: World) -> None:
+    document = ("query($teamId: ID!) { installations(teamId: $teamId) { "
+                + INSTALLATION_FIELDS + " } }")
+    assert await world.member_a.error_code(document, {"teamId": world.b.team_id}) == "NOT_FOUND"
+    own = await _query(world, document, {"teamId": world.a.team_id})
+    assert [item["id"] for item in own["data"]["installations"]] == [world.a.installation_id]
+
+
+@isolation("installation")
+async def _installation(world: World) -> None:
+    document = "query($id: ID!) { installation(id: $id) { " + INSTALLATION_FIELDS + " } }"
+    other = await _query(world, document, {"id": world.b.installation_id})
+    assert other["data"]["installation"] is None
+    own = await _query(world, document, {"id": world.a.installation_id})
+    assert own["data"]["installation"]["teamId"] == world.a.team_id
+
+
+@isolation("usage")
+async def _usage(world: World) -> None:
+    document = ("query($teamId: ID!) { usage(teamId: $teamId) { totalCalls "
+                "byTool { toolName calls } byUser { user { id } calls } } }")
+    assert await world.member_a.error_code(document, {"teamId": world.b.team_id}) == "NOT_FOUND"
+    own = await _query(world, document, {"teamId": world.a.team_id})
+    assert own["data"]["usage"]["totalCalls"] == 2  # its tool calls on its and the shared satellite
+
+
 def root_fields(type_name: str) -> set[str]:
     graphql_type: Any = schema._schema.get_type(type_name)  # noqa: SLF001
     return set() if graphql_type is None else set(graphql_type.fields)

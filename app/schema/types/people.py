@@ -8,6 +8,7 @@ import strawberry
 
 from app.models import Team as TeamRow
 from app.models import User as UserRow
+from app.schema.context import Info
 from app.schema.enums import GlobalRole, TeamRole
 
 
@@ -52,6 +53,13 @@ class Team:
                    max_processes=row.max_processes,
                    max_memory_per_process_mb=row.max_memory_per_process_mb,
                    max_cpu_percent=row.max_cpu_percent, created_at=row.created_at)
+
+    # Members, for the team's administrators (others get an empty list: scope TEAM_ADMINISTERED).
+    @strawberry.field
+    async def members(self, info: Info) -> list[TeamMember]:
+        rows = await info.context.loaders.team_members.load(self.id)
+        return [TeamMember(team_id=self.id, user=UserRef.of(row.user), role=row.role)
+                for row in rows]
 
 
 @strawberry.type

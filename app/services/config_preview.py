@@ -1,0 +1,69 @@
+"""What people see of an installation's rendering: the entry a satellite would receive
+(protocol.md §9) with every secret masked (design.md §4 `configPreview`).
+
+The merge is the renderer's (`config_merge.merge_entry`, template → team →
+owner) with `mask=True`: values of secret fields and every encrypted token
+become `"********"`, and nothing is ever decrypted. An installation still
+missing a required field is previewed all the same (its `missing` list says
+what keeps it `awaiting_config`, i.e. out of every satellite's config); one
+whose template cannot be rendered has no preview. Batched: any number of
+installations cost two queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.models import McpInstallation
+from app.services.config_merge import MergeError, merge_entry, missing_required
+from app.services.installations import template_of
+from app.services.mcp_entries import _owner_tiers
+from app.services.tier_values import empty_tier, tier_of
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigPreview:
+    entry: dict[str, Any] | None = None
+    missing: list[str] = field(default_factory=list)
+
+
+def preview_of(installation: McpInstallation, owner_tier: dict[str, Any] | None
+               ) -> ConfigPreview:
+    """The masked entry of one installation loaded with its server and team."""
+    server, team = installation.server, installation.team
+    template = template_of(server)
+    team_tier, user_tier = tier_of(installation), owner_tier or empty_tier()
+    missing = missing_required(template, team_tier, user_tier)
+    try:
+        merged = merge_entry(template, team_tier, user_tier, mask=True)
+    except MergeError:
+        return ConfigPreview(None, missing)
+    entry = {
+        "installation_id": installation.id,
+        "installation_name": installation.name,
+        "team_id": team.id,
+        "team_slug": team.slug,
+        "server_slug": server.slug,
+        "server_name": server.name,
+        "enabled": installation.enabled,
+        "settings": installation.settings or {},
+        **merged.to_wire(),
+    }
+    return ConfigPreview(entry, missing)
+
+
+async def config_previews(installation_ids: Sequence[str]) -> dict[str, ConfigPreview]:
+    """Masked previews by installation id (ids that name no installation are left out).
+
+    Callers pass ids they may see (the scope is theirs to apply).
+    """
+    installations = await McpInstallation.filter(
+        id__in=sorted(set(installation_ids))
+    ).select_related("server", "team")
+    owner_tiers = await _owner_tiers(installations)
+    return {row.id: preview_of(row, owner_tiers.get(row.id)) for row in installations}
+
+
+__all__ = ["ConfigPreview", "config_previews", "preview_of"]
