@@ -17,10 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.models import McpInstallation
-from app.services.config_merge import MergeError, merge_entry, missing_required
-from app.services.installations import template_of
-from app.services.mcp_entries import _owner_tiers
-from app.services.tier_values import empty_tier, tier_of
+from app.services.config_merge import MergeError, merge_entry
+from app.services.mcp_entries import entry_of, owner_tiers, tiers_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,26 +30,12 @@ class ConfigPreview:
 def preview_of(installation: McpInstallation, owner_tier: dict[str, Any] | None
                ) -> ConfigPreview:
     """The masked entry of one installation loaded with its server and team."""
-    server, team = installation.server, installation.team
-    template = template_of(server)
-    team_tier, user_tier = tier_of(installation), owner_tier or empty_tier()
-    missing = missing_required(template, team_tier, user_tier)
+    tiers = tiers_of(installation, owner_tier)
     try:
-        merged = merge_entry(template, team_tier, user_tier, mask=True)
+        merged = merge_entry(tiers.template, tiers.team, tiers.user, mask=True)
     except MergeError:
-        return ConfigPreview(None, missing)
-    entry = {
-        "installation_id": installation.id,
-        "installation_name": installation.name,
-        "team_id": team.id,
-        "team_slug": team.slug,
-        "server_slug": server.slug,
-        "server_name": server.name,
-        "enabled": installation.enabled,
-        "settings": installation.settings or {},
-        **merged.to_wire(),
-    }
-    return ConfigPreview(entry, missing)
+        return ConfigPreview(None, tiers.missing)
+    return ConfigPreview(entry_of(installation, merged), tiers.missing)
 
 
 async def config_previews(installation_ids: Sequence[str]) -> dict[str, ConfigPreview]:
@@ -62,8 +46,8 @@ async def config_previews(installation_ids: Sequence[str]) -> dict[str, ConfigPr
     installations = await McpInstallation.filter(
         id__in=sorted(set(installation_ids))
     ).select_related("server", "team")
-    owner_tiers = await _owner_tiers(installations)
-    return {row.id: preview_of(row, owner_tiers.get(row.id)) for row in installations}
+    tiers_by_installation = await owner_tiers(installations)
+    return {row.id: preview_of(row, tiers_by_installation.get(row.id)) for row in installations}
 
 
 __all__ = ["ConfigPreview", "config_previews", "preview_of"]

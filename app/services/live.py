@@ -119,18 +119,32 @@ def status_visible(rt: Runtime, principal: Principal, message: Message,
     return can_see(principal, Kind.SATELLITES, row)
 
 
-async def satellite_status(rt: Runtime, viewer: Viewer, *, team_id: str | None = None,
-                           stop: asyncio.Event | None = None) -> AsyncGenerator[Item, None]:
-    """Admin status or `online` changes of the satellites the caller may see."""
-    async for message in _channel(rt, Channels.SATELLITE_STATUS, stop):
+Visible = Callable[[Principal, Message], bool]
+
+
+async def _visible(rt: Runtime, channel: str, viewer: Viewer, visible: Visible,
+                   stop: asyncio.Event | None) -> AsyncGenerator[Item, None]:
+    """The messages of `channel` the current caller may see; ends when the caller is gone
+    (session ended) and after passing on a drop."""
+    async for message in _channel(rt, channel, stop):
         if isinstance(message, Dropped):
             yield message
             return
         principal = viewer()
         if principal is None:
             return
-        if status_visible(rt, principal, message, team_id):
+        if visible(principal, message):
             yield message
+
+
+async def satellite_status(rt: Runtime, viewer: Viewer, *, team_id: str | None = None,
+                           stop: asyncio.Event | None = None) -> AsyncGenerator[Item, None]:
+    """Admin status or `online` changes of the satellites the caller may see."""
+    async for item in _visible(
+        rt, Channels.SATELLITE_STATUS, viewer,
+        lambda principal, message: status_visible(rt, principal, message, team_id), stop,
+    ):
+        yield item
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,36 +252,30 @@ def _event_id(message: Message) -> int:
 async def command_updates(rt: Runtime, viewer: Viewer, *, satellite_id: str | None = None,
                           stop: asyncio.Event | None = None) -> AsyncGenerator[Item, None]:
     """Command state changes the caller may see (team-owned)."""
-    async for message in _channel(rt, Channels.COMMAND_UPDATED, stop):
-        if isinstance(message, Dropped):
-            yield message
-            return
-        principal = viewer()
-        if principal is None:
-            return
+
+    def visible(principal: Principal, message: Message) -> bool:
         if satellite_id is not None and message.get("satellite_id") != satellite_id:
-            continue
-        if can_see(principal, Kind.TEAM_OWNED, message):
-            yield message
+            return False
+        return can_see(principal, Kind.TEAM_OWNED, message)
+
+    async for item in _visible(rt, Channels.COMMAND_UPDATED, viewer, visible, stop):
+        yield item
 
 
 async def satellite_metrics(rt: Runtime, viewer: Viewer, satellite_id: str, *,
                             stop: asyncio.Event | None = None) -> AsyncGenerator[Item, None]:
     """Heartbeats of one satellite; of a global satellite, for global admins only
     (the caller is checked before subscribing, `require_metrics_access`)."""
-    async for message in _channel(rt, Channels.SATELLITE_HEARTBEAT, stop):
-        if isinstance(message, Dropped):
-            yield message
-            return
+
+    def visible(principal: Principal, message: Message) -> bool:
         if message.get("satellite_id") != satellite_id:
-            continue
-        principal = viewer()
-        if principal is None:
-            return
+            return False
         row = {"team_id": message.get("team_id"),
                "satellite_type": _satellite_type(rt, satellite_id)}
-        if can_see(principal, Kind.HEARTBEATS, row):
-            yield message
+        return can_see(principal, Kind.HEARTBEATS, row)
+
+    async for item in _visible(rt, Channels.SATELLITE_HEARTBEAT, viewer, visible, stop):
+        yield item
 
 
 async def require_metrics_access(principal: Principal, satellite_id: str) -> None:

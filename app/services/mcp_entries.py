@@ -28,7 +28,13 @@ from tortoise.expressions import Q
 
 from app.auth.secrets import SecretDecryptionError
 from app.models import McpInstallation, McpUserConfig
-from app.services.config_merge import MergeError, merge_entry, missing_required, process_id
+from app.services.config_merge import (
+    MergedEntry,
+    MergeError,
+    merge_entry,
+    missing_required,
+    process_id,
+)
 from app.services.fleet import SatelliteState
 from app.services.installations import AWAITING_CONFIG, readiness_status, template_of
 from app.services.tier_values import empty_tier, tier_of
@@ -64,16 +70,16 @@ async def render_mcp_servers(rt: Runtime, state: SatelliteState) -> dict[str, An
     ).order_by("id")
     if not installations:
         return {}
-    owner_tiers = await _owner_tiers(installations)
+    tiers_by_installation = await owner_tiers(installations)
     servers: dict[str, Any] = {}
     for installation in installations:
-        rendered = await _render_one(rt, installation, owner_tiers.get(installation.id))
+        rendered = await _render_one(rt, installation, tiers_by_installation.get(installation.id))
         if rendered.entry is not None:
             servers[rendered.process_id] = rendered.entry
     return servers
 
 
-async def _owner_tiers(installations: list[McpInstallation]) -> dict[str, dict[str, Any]]:
+async def owner_tiers(installations: list[McpInstallation]) -> dict[str, dict[str, Any]]:
     """Each installation's owner tier, in one query."""
     owners = {
         row.id: row.owner_id for row in installations  # type: ignore[attr-defined]
@@ -91,27 +97,27 @@ async def _owner_tiers(installations: list[McpInstallation]) -> dict[str, dict[s
     }
 
 
-async def _render_one(
-    rt: Runtime, installation: McpInstallation, owner_tier: dict[str, Any] | None
-) -> _Rendered:
+@dataclass(frozen=True, slots=True)
+class Tiers:
+    """What an installation's entry is merged from, and what it still lacks."""
+
+    template: dict[str, Any]
+    team: dict[str, Any]
+    user: dict[str, Any]
+    missing: list[str]
+
+
+def tiers_of(installation: McpInstallation, owner_tier: dict[str, Any] | None) -> Tiers:
+    """The merge inputs of an installation loaded with its server (owner tier given)."""
+    template = template_of(installation.server)
+    team, user = tier_of(installation), owner_tier or empty_tier()
+    return Tiers(template, team, user, missing_required(template, team, user))
+
+
+def entry_of(installation: McpInstallation, merged: MergedEntry) -> dict[str, Any]:
+    """The protocol entry (§9) of an installation loaded with its server and team."""
     server, team = installation.server, installation.team
-    pid = process_id(server.slug, team.slug, installation.id)
-    template = template_of(server)
-    team_tier, user_tier = tier_of(installation), owner_tier or empty_tier()
-    status = readiness_status(
-        bool(missing_required(template, team_tier, user_tier)), installation.status
-    )
-    if status != installation.status:
-        await McpInstallation.filter(id=installation.id, status=installation.status).update(
-            status=status
-        )
-    if status == AWAITING_CONFIG:
-        return _Rendered(pid, None)
-    try:
-        merged = merge_entry(template, team_tier, user_tier, decrypt=rt.secrets.decrypt)
-    except (MergeError, SecretDecryptionError) as error:
-        return _Rendered(pid, await _last_good(rt, installation, str(error)))
-    entry = {
+    return {
         "installation_id": installation.id,
         "installation_name": installation.name,
         "team_id": team.id,
@@ -122,6 +128,25 @@ async def _render_one(
         "settings": installation.settings or {},
         **merged.to_wire(),
     }
+
+
+async def _render_one(
+    rt: Runtime, installation: McpInstallation, owner_tier: dict[str, Any] | None
+) -> _Rendered:
+    pid = process_id(installation.server.slug, installation.team.slug, installation.id)
+    tiers = tiers_of(installation, owner_tier)
+    status = readiness_status(bool(tiers.missing), installation.status)
+    if status != installation.status:
+        await McpInstallation.filter(id=installation.id, status=installation.status).update(
+            status=status
+        )
+    if status == AWAITING_CONFIG:
+        return _Rendered(pid, None)
+    try:
+        merged = merge_entry(tiers.template, tiers.team, tiers.user, decrypt=rt.secrets.decrypt)
+    except (MergeError, SecretDecryptionError) as error:
+        return _Rendered(pid, await _last_good(rt, installation, str(error)))
+    entry = entry_of(installation, merged)
     await _remember(rt, installation, entry)
     return _Rendered(pid, entry)
 
@@ -172,4 +197,4 @@ async def _last_good(rt: Runtime, installation: McpInstallation, error: str
     return entry
 
 
-__all__ = ["render_mcp_servers"]
+__all__ = ["Tiers", "entry_of", "owner_tiers", "render_mcp_servers", "tiers_of"]
