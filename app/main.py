@@ -46,6 +46,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         rt.tasks.start(rt.fleet.refresh_loop(rt.shutting_down), name="fleet-refresh")
         rt.tasks.start(rt.fleet.follow_bus(), name="fleet-bus")
         rt.tasks.start(rt.heartbeats.run(rt.shutting_down), name="heartbeat-flusher")
+        rt.tasks.start(rt.session_cache.follow(rt.bus, rt.shutting_down), name="session-cache")
         start_jobs(rt)
         yield
     finally:

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.config import Settings
 from app.db import close_database, open_database
-from app.models import McpInstallation, McpServer
-from app.models.enums import SatelliteStatus, SatelliteType, TransportType
+from app.models import SatelliteCommand
+from app.models.enums import GlobalRole, SatelliteStatus, SatelliteType
 from app.services.actors import CLI_ACTOR
+from app.services.catalog import get_server_by_slug, import_catalog
+from app.services.installations import InstallationChange, install_server
 from app.services.runtime import build_runtime
 from app.services.satellites import create_satellite
+from app.services.sessions import login
 from app.services.teams import create_team
+from app.services.users import create_user
 
 
 @dataclass(frozen=True)
@@ -90,20 +95,58 @@ class BenchInstallation:
     team_id: str
 
 
+BENCH_CATALOG = {"servers": [{
+    "slug": "bench-files", "name": "Bench files", "transport_type": "stdio", "command": "npx",
+    "args": ["-y", "@modelcontextprotocol/server-filesystem"], "env": {"LOG_LEVEL": "info"},
+    "team_env_schema": [{"name": "ROOT_DIR", "required": True},
+                        {"name": "API_TOKEN", "secret": True}],
+}]}
+
+
 async def prepare_installation(settings: Settings) -> BenchInstallation:
     """One team with one MCP server installation that every benchmark satellite serves.
 
-    The installation is not pinned, so every (global) satellite may report events for it.
+    Made through the services as an operator would (catalogue import, install with a
+    secret), so config fetches render a real merged entry and open one secret. The
+    installation is not pinned, so every (global) satellite may report events for it.
     """
     await open_database(settings)
     try:
         rt = build_runtime(settings)
         team = await create_team(rt, name="Bench team", slug="bench-team", admin_email=None,
                                  actor=CLI_ACTOR)
-        server = await McpServer.create(slug="bench-files", name="Bench files",
-                                        transport_type=TransportType.STDIO, command="npx")
-        installation = await McpInstallation.create(team=team, server=server, name="files")
+        await import_catalog(rt, BENCH_CATALOG, actor=CLI_ACTOR)
+        server = await get_server_by_slug("bench-files")
+        installation = await install_server(
+            rt, team_id=team.id, server_id=server.id, actor=CLI_ACTOR,
+            change=InstallationChange(name="files", env={"ROOT_DIR": "/srv",
+                                                         "API_TOKEN": "bench-secret"}),
+        )
+        await SatelliteCommand.all().delete()  # the install's configure commands: polls stay idle
         return BenchInstallation(str(installation.id), str(team.id))
+    finally:
+        await close_database()
+
+
+DASHBOARD_SATELLITES = 20
+DASHBOARD_QUERY = (
+    f"{{ satellites(first: {DASHBOARD_SATELLITES}) {{ totalCount edges {{ node {{ id name "
+    "status online lastHeartbeatAt processCount team { id name } } } } }"
+)
+BENCH_ADMIN_EMAIL = "bench-admin@example.com"
+
+
+async def prepare_session(settings: Settings) -> str:
+    """A global admin's session token for the dashboard query (login as the UI does)."""
+    await open_database(settings)
+    try:
+        rt = build_runtime(settings)
+        password = secrets.token_urlsafe(16)
+        await create_user(rt, email=BENCH_ADMIN_EMAIL, password=password,
+                          global_role=GlobalRole.GLOBAL_ADMIN, actor=CLI_ACTOR)
+        result = await login(rt, email=BENCH_ADMIN_EMAIL, password=password,
+                             address="127.0.0.1")
+        return result.token
     finally:
         await close_database()
 

@@ -1,13 +1,14 @@
 """Measure the hot paths against a bare aiohttp endpoint, in one run (design.md §7).
 
     .venv/bin/python -m benchmarks.run [--satellites N] [--duration S] [--tool wrk|python]
-                                       [--paths poll,heartbeat,events,config]
+                                       [--paths poll,heartbeat,events,dashboard,config]
 
 Starts a bare aiohttp JSON endpoint and a real `groundstation serve` (a fresh
 SQLite file) in separate processes, prepares N active satellites, warms their
 keys up with one heartbeat and one poll each, then measures in turn: the bare
 endpoint, then the chosen paths (default: idle authenticated polls, heartbeats;
-also event ingestion in 100-event batches and config fetches, 200 and 304).
+also event ingestion in 100-event batches, the GraphQL dashboard query of a
+global admin, and config fetches, 200 and 304).
 Prints a markdown table with the ratios to the bare endpoint next to the budgets
 and writes the numbers as JSON to benchmarks/results/. Never run in CI; timings
 are never asserted in tests.
@@ -38,6 +39,8 @@ from pathlib import Path
 
 from app.config import Settings, load_settings
 from benchmarks.fleet import (
+    DASHBOARD_QUERY,
+    DASHBOARD_SATELLITES,
     EVENTS_PER_BATCH,
     HEARTBEAT_BODY,
     BenchInstallation,
@@ -46,13 +49,15 @@ from benchmarks.fleet import (
     events_body,
     prepare_fleet,
     prepare_installation,
+    prepare_session,
 )
 from benchmarks.load import LoadResult, Target, run_load, wrk_available
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-BUDGETS = {"poll": 0.25, "heartbeat": 0.08}  # design.md §7: fraction of bare throughput
+# design.md §7: fraction of bare throughput
+BUDGETS = {"poll": 0.25, "heartbeat": 0.08, "dashboard": 0.05}
 EVENTS_BUDGET = 20_000  # design.md §7: events/s on SQLite, 100-event batches
-PATHS = ("poll", "heartbeat", "events", "config", "config_304")
+PATHS = ("poll", "heartbeat", "events", "dashboard", "config", "config_304")
 DEFAULT_PATHS = "poll,heartbeat"
 # Generous per-satellite poll and events limits so the benchmark measures the path, not
 # the limiter (the limiter still runs on every request; it just never refuses).
@@ -203,6 +208,7 @@ def measure(
 
 LABELS = {"poll": "idle authenticated poll", "heartbeat": "heartbeat",
           "events": f"event ingestion ({EVENTS_PER_BATCH}-event batches)",
+          "dashboard": f"GraphQL dashboard query ({DASHBOARD_SATELLITES} satellites)",
           "config": "config fetch (200)", "config_304": "config fetch (304, If-None-Match)"}
 
 
@@ -271,6 +277,20 @@ def check_events(base_url: str, satellite: BenchSatellite, body: str) -> None:
         raise RuntimeError(f"the benchmark batch was not accepted whole: {status} {payload}")
 
 
+def check_dashboard(base_url: str, session: str, body: str) -> None:
+    """The benchmark query must answer data for the fleet, without errors."""
+    request = urllib.request.Request(  # noqa: S310 - local URL
+        f"{base_url}/graphql", method="POST", data=body.encode(),
+        headers={"Authorization": f"Bearer {session}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        answer = json.loads(response.read())
+    edges = (answer.get("data") or {}).get("satellites", {}).get("edges", [])
+    if answer.get("errors") or len(edges) != DASHBOARD_SATELLITES:
+        raise RuntimeError(f"the dashboard query did not answer {DASHBOARD_SATELLITES} "
+                           f"satellites: {answer}")
+
+
 def config_etags(base_url: str, fleet: list[BenchSatellite]) -> dict[str, str]:
     """Each satellite's config ETag; checks that sending it back answers 304."""
     etags: dict[str, str] = {}
@@ -295,7 +315,7 @@ def config_etags(base_url: str, fleet: list[BenchSatellite]) -> dict[str, str]:
 
 def measure_all(args: argparse.Namespace, tool: str, settings: Settings, env: dict[str, str],
                 database: Path, fleet: list[BenchSatellite],
-                installation: BenchInstallation | None) -> Measurements:
+                installation: BenchInstallation | None, session: str | None) -> Measurements:
     """Start both servers, warm up, then measure bare → the chosen paths in one run."""
     bare_port = free_port()
     progress("starting the bare aiohttp endpoint and `groundstation serve`")
@@ -346,6 +366,13 @@ def measure_all(args: argparse.Namespace, tool: str, settings: Settings, env: di
             results["events"] = measure(f"event ingestion ({EVENTS_PER_BATCH}-event batches)",
                                         args, tool, base_url, posts, method="POST", body=body)
 
+        if "dashboard" in args.paths and session is not None:
+            body = json.dumps({"query": DASHBOARD_QUERY})
+            check_dashboard(base_url, session, body)
+            queries = [Target("/graphql", f"Bearer {session}")]
+            results["dashboard"] = measure("GraphQL dashboard query", args, tool, base_url,
+                                           queries, method="POST", body=body)
+
         if "config" in args.paths:
             etags = config_etags(base_url, fleet)
             fetches = [Target(f"/api/satellites/{s.id}/config", s.authorization) for s in fleet]
@@ -395,8 +422,10 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"preparing {args.satellites} active satellites in {database}")
         fleet = asyncio.run(prepare_fleet(settings, args.satellites))
         installation = (asyncio.run(prepare_installation(settings))
-                        if "events" in args.paths else None)
-        measured = measure_all(args, tool, settings, env, database, fleet, installation)
+                        if {"events", "config"} & set(args.paths) else None)
+        session = asyncio.run(prepare_session(settings)) if "dashboard" in args.paths else None
+        measured = measure_all(args, tool, settings, env, database, fleet, installation,
+                               session)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -52,15 +53,38 @@ def _grouped(keys: Iterable[str], rows: Iterable[tuple[str, Any]]) -> dict[str, 
 class Loaders:
     """Built lazily by `Context.loaders`; every loader caches for one operation."""
 
+    # Each loader is made on first use: an operation pays only for the ones it needs.
+
     def __init__(self, context: Context) -> None:
         self._context = context
-        self.team = DataLoader[str, Team | None](load_fn=_by_id(Team))
-        self.user = DataLoader[str, User | None](load_fn=_by_id(User))
-        self.server = DataLoader[str, McpServer | None](load_fn=_by_id(McpServer))
-        self.process_count = DataLoader[str, int](load_fn=self._process_counts)
-        self.processes = DataLoader[str, list[SatelliteProcess]](load_fn=self._processes)
-        self.team_members = DataLoader[str, list[TeamMembership]](load_fn=self._team_members)
-        self.mcp = McpLoaders(context)
+
+    @cached_property
+    def team(self) -> DataLoader[str, Team | None]:
+        return DataLoader(load_fn=_by_id(Team))
+
+    @cached_property
+    def user(self) -> DataLoader[str, User | None]:
+        return DataLoader(load_fn=_by_id(User))
+
+    @cached_property
+    def server(self) -> DataLoader[str, McpServer | None]:
+        return DataLoader(load_fn=_by_id(McpServer))
+
+    @cached_property
+    def process_count(self) -> DataLoader[str, int]:
+        return DataLoader(load_fn=self._process_counts)
+
+    @cached_property
+    def processes(self) -> DataLoader[str, list[SatelliteProcess]]:
+        return DataLoader(load_fn=self._processes)
+
+    @cached_property
+    def team_members(self) -> DataLoader[str, list[TeamMembership]]:
+        return DataLoader(load_fn=self._team_members)
+
+    @cached_property
+    def mcp(self) -> McpLoaders:
+        return McpLoaders(self._context)
 
     def _visible_processes(self, satellite_ids: list[str]) -> Any:
         principal = self._context.principal
@@ -103,10 +127,18 @@ class McpLoaders:
 
     def __init__(self, context: Context) -> None:
         self._context = context
-        self.preview = DataLoader[str, ConfigPreview](load_fn=self._previews)
-        self.revisions = DataLoader[str, list[McpInstallationRevision]](
-            load_fn=self._revisions)
-        self.tools = DataLoader[str, list[McpTool]](load_fn=self._tools)
+
+    @cached_property
+    def preview(self) -> DataLoader[str, ConfigPreview]:
+        return DataLoader(load_fn=self._previews)
+
+    @cached_property
+    def revisions(self) -> DataLoader[str, list[McpInstallationRevision]]:
+        return DataLoader(load_fn=self._revisions)
+
+    @cached_property
+    def tools(self) -> DataLoader[str, list[McpTool]]:
+        return DataLoader(load_fn=self._tools)
 
     def _principal(self) -> Principal:
         principal = self._context.principal

@@ -19,6 +19,7 @@ from app.services.fleet import FleetState
 from app.services.heartbeats import HeartbeatRecorder
 from app.services.live import LiveHub
 from app.services.rate_limits import SatelliteRateLimits
+from app.services.sessions import SessionCache
 from app.tasks import BackgroundTasks
 
 
@@ -38,6 +39,7 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     # Open subscriptions and SSE streams, by session (ended on logout, shutdown).
     live: LiveHub = field(default_factory=LiveHub)
+    session_cache: SessionCache = field(default_factory=SessionCache)
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
     # time.monotonic() when the server started serving (offline detection's grace period)

@@ -18,7 +18,7 @@ from app.services.actors import CLI_ACTOR
 from app.services.clock import utcnow
 from app.services.installations import InstallationChange, update_installation
 from app.services.runtime import Runtime
-from tests.fixtures.graphql import ClientFactory
+from tests.fixtures.graphql import ClientFactory, GraphQLClient
 from tests.fixtures.mcp import InstallFactory
 from tests.fixtures.people import TeamFactory
 from tests.fixtures.queries import counting_queries
@@ -36,6 +36,7 @@ def settings(tmp_path: Path) -> Settings:
     """Periodic jobs and state refreshes off: SQL counted here is the request's alone."""
     return make_settings(tmp_path, jobs_interval_seconds=3600.0, state_refresh_seconds=3600.0,
                          flush_interval_seconds=3600.0)
+
 
 INSTALLATION_FIELDS = """
   id name teamId status enabled pinnedSatelliteId settings revision missingFields
@@ -191,24 +192,21 @@ async def test_catalogue_changes_are_checked_after_the_callers_right(
 
 
 async def test_members_read_their_teams_installations_with_owner_revisions_tools_and_logs(
-    graphql_as: ClientFactory, http: aiohttp.ClientSession, make_team: TeamFactory,
+    team_a: Team, admin_a: GraphQLClient, member_a: GraphQLClient, http: aiohttp.ClientSession,
     make_satellite: SatelliteFactory, install: InstallFactory, rt: Runtime,
 ) -> None:
-    team = await make_team()
-    admin = await graphql_as(teams={team.id: TeamRole.TEAM_ADMIN})
-    member = await graphql_as(teams={team.id: TeamRole.TEAM_USER})
-    assert admin.user is not None
-    installation = await install(team.id, owner_id=admin.user.id)
+    assert admin_a.user is not None
+    installation = await install(team_a.id, owner_id=admin_a.user.id)
     await update_installation(rt, installation.id, InstallationChange(
         env={"ROOT_DIR": "/srv/other"}), actor=CLI_ACTOR)
-    await post_events(http, await make_satellite(), tool_events(installation.id, team.id))
+    await post_events(http, await make_satellite(), tool_events(installation.id, team_a.id))
 
-    [listed] = (await member.data(INSTALLATIONS, {"teamId": team.id}))["installations"]
-    shown = (await member.data(INSTALLATION, {"id": installation.id}))["installation"]
+    [listed] = (await member_a.data(INSTALLATIONS, {"teamId": team_a.id}))["installations"]
+    shown = (await member_a.data(INSTALLATION, {"id": installation.id}))["installation"]
 
     assert listed == {key: value for key, value in shown.items() if key != "logs"}
-    assert shown["teamId"] == team.id
-    assert shown["owner"] == {"id": admin.user.id, "email": admin.user.email}
+    assert shown["teamId"] == team_a.id
+    assert shown["owner"] == {"id": admin_a.user.id, "email": admin_a.user.email}
     assert shown["server"] == {"id": installation.server_id,  # type: ignore[attr-defined]
                                "slug": "filesystem", "transportType": "STDIO"}
     assert [(r["revision"], r["actor"]) for r in shown["revisions"]] == [(2, None), (1, None)]
@@ -249,27 +247,26 @@ async def test_another_teams_member_sees_nothing_and_changes_nothing(
 
 
 async def test_secrets_are_masked_in_every_answer(
-    graphql_as: ClientFactory, make_team: TeamFactory, catalog: dict[str, McpServer]
+    team_a: Team, admin_a: GraphQLClient, catalog: dict[str, McpServer],
 ) -> None:
-    team = await make_team()
-    admin = await graphql_as(teams={team.id: TeamRole.TEAM_ADMIN})
     team_secret, user_secret = "team-pw-3141", "user-token-2718"
 
-    installed = await admin.execute(INSTALL, {
-        "teamId": team.id, "serverId": catalog["filesystem"].id,
+    installed = await admin_a.execute(INSTALL, {
+        "teamId": team_a.id, "serverId": catalog["filesystem"].id,
         "env": {"ROOT_DIR": "/d", "DB_PASSWORD": team_secret}})
     installation_id = installed["data"]["installMcpServer"]["id"]
     answers = [
         installed,
-        await admin.execute(SET_USER_CONFIG, {"id": installation_id,
-                                              "env": {"API_TOKEN": user_secret}}),
-        await admin.execute(UPDATE, {"id": installation_id, "name": "renamed"}),
-        await admin.execute(INSTALLATIONS, {"teamId": team.id}),
-        await admin.execute(INSTALLATION, {"id": installation_id}),
-        await admin.execute(ROLLBACK, {"id": installation_id, "revision": 2}),
+        await admin_a.execute(SET_USER_CONFIG, {"id": installation_id,
+                                                "env": {"API_TOKEN": user_secret}}),
+        await admin_a.execute(UPDATE, {"id": installation_id, "name": "renamed"}),
+        await admin_a.execute(INSTALLATIONS, {"teamId": team_a.id}),
+        await admin_a.execute(INSTALLATION, {"id": installation_id}),
+        await admin_a.execute(ROLLBACK, {"id": installation_id, "revision": 2}),
     ]
-    web = await admin.data(INSTALL, {"teamId": team.id, "serverId": catalog["web-search"].id,
-                                     "headers": {"Authorization": "Bearer sekrit-999"}})
+    web = await admin_a.data(INSTALL, {"teamId": team_a.id,
+                                       "serverId": catalog["web-search"].id,
+                                       "headers": {"Authorization": "Bearer sekrit-999"}})
 
     for answer in answers:
         assert "errors" not in answer, answer
@@ -337,98 +334,90 @@ async def test_a_pin_names_a_satellite_the_installer_can_see(
 
 
 async def test_team_admins_update_roll_back_and_delete_installations(
-    graphql_as: ClientFactory, make_team: TeamFactory, install: InstallFactory
+    team_a: Team, admin_a: GraphQLClient, install: InstallFactory,
 ) -> None:
-    team = await make_team()
-    admin = await graphql_as(teams={team.id: TeamRole.TEAM_ADMIN})
-    installation = await install(team.id)
+    installation = await install(team_a.id)
     ids = {"id": installation.id}
 
-    updated = (await admin.data(UPDATE, {**ids, "name": "Docs", "env": {"ROOT_DIR": "/docs"},
+    updated = (await admin_a.data(UPDATE, {**ids, "name": "Docs", "env": {"ROOT_DIR": "/docs"},
                                          "settings": {"idle_timeout": 60}}))["updateInstallation"]
     assert (updated["name"], updated["settings"], updated["revision"]) == (
         "Docs", {"idle_timeout": 60}, 2)
     assert updated["configPreview"]["env"]["ROOT_DIR"] == "/docs"
-    assert updated["revisions"][0]["actor"] == {"email": admin.user.email}  # type: ignore[union-attr]
+    assert updated["revisions"][0]["actor"] == {"email": admin_a.user.email}  # type: ignore[union-attr]
 
-    rolled = (await admin.data(ROLLBACK, {**ids, "revision": 1}))["rollbackInstallation"]
+    rolled = (await admin_a.data(ROLLBACK, {**ids, "revision": 1}))["rollbackInstallation"]
     assert rolled["revision"] == 3
     assert rolled["configPreview"]["env"]["ROOT_DIR"] == "/srv/data"
-    assert await admin.error_code(ROLLBACK, {**ids, "revision": 99}) == "NOT_FOUND"
+    assert await admin_a.error_code(ROLLBACK, {**ids, "revision": 99}) == "NOT_FOUND"
 
-    assert (await admin.data(DELETE, ids))["deleteInstallation"] is True
-    assert (await admin.data(INSTALLATION, ids))["installation"] is None
-    assert await admin.error_code(DELETE, ids) == "NOT_FOUND"
+    assert (await admin_a.data(DELETE, ids))["deleteInstallation"] is True
+    assert (await admin_a.data(INSTALLATION, ids))["installation"] is None
+    assert await admin_a.error_code(DELETE, ids) == "NOT_FOUND"
 
 
 async def test_team_users_set_their_own_config_but_change_nothing_else(
-    graphql_as: ClientFactory, make_team: TeamFactory, install: InstallFactory,
-    catalog: dict[str, McpServer],
+    team_a: Team, member_a: GraphQLClient, install: InstallFactory, catalog: dict[str, McpServer],
 ) -> None:
-    team = await make_team()
-    member = await graphql_as(teams={team.id: TeamRole.TEAM_USER})
-    assert member.user is not None
-    installation = await install(team.id, owner_id=member.user.id)
+    assert member_a.user is not None
+    installation = await install(team_a.id, owner_id=member_a.user.id)
     ids = {"id": installation.id}
 
-    saved = (await member.data(SET_USER_CONFIG, {**ids, "env": {"LOG_LEVEL": "debug"}}))
+    saved = (await member_a.data(SET_USER_CONFIG, {**ids, "env": {"LOG_LEVEL": "debug"}}))
     assert saved["setUserConfig"]["configPreview"]["env"]["LOG_LEVEL"] == "debug"
     assert saved["setUserConfig"]["revision"] == 2
 
-    assert await member.error_code(UPDATE, {**ids, "name": "x"}) == "FORBIDDEN"
-    assert await member.error_code(ROLLBACK, {**ids, "revision": 1}) == "FORBIDDEN"
-    assert await member.error_code(DELETE, ids) == "FORBIDDEN"
-    assert await member.error_code(INSTALL, {
-        "teamId": team.id, "serverId": catalog["web-search"].id}) == "FORBIDDEN"
+    assert await member_a.error_code(UPDATE, {**ids, "name": "x"}) == "FORBIDDEN"
+    assert await member_a.error_code(ROLLBACK, {**ids, "revision": 1}) == "FORBIDDEN"
+    assert await member_a.error_code(DELETE, ids) == "FORBIDDEN"
+    assert await member_a.error_code(INSTALL, {
+        "teamId": team_a.id, "serverId": catalog["web-search"].id}) == "FORBIDDEN"
 
 
 async def test_json_arguments_must_be_objects_of_strings_checked_after_the_right(
-    graphql_as: ClientFactory, make_team: TeamFactory, install: InstallFactory,
+    team_a: Team, admin_a: GraphQLClient, member_a: GraphQLClient, install: InstallFactory,
     catalog: dict[str, McpServer],
 ) -> None:
-    team = await make_team()
-    admin = await graphql_as(teams={team.id: TeamRole.TEAM_ADMIN})
-    member = await graphql_as(teams={team.id: TeamRole.TEAM_USER})
-    installation = await install(team.id)
+    installation = await install(team_a.id)
     ids = {"id": installation.id}
 
     for env in (["ROOT_DIR"], {"ROOT_DIR": 5}, "ROOT_DIR=/x", {"": "x"}):
-        assert await admin.error_code(UPDATE, {**ids, "env": env}) == "VALIDATION", env
-        assert await member.error_code(UPDATE, {**ids, "env": env}) == "FORBIDDEN", env
-        assert await member.error_code(SET_USER_CONFIG, {**ids, "env": env}) == "VALIDATION"
-        assert await admin.error_code(INSTALL, {
-            "teamId": team.id, "serverId": catalog["filesystem"].id, "env": env}) == "VALIDATION"
-    assert await admin.error_code(UPDATE, {**ids, "headers": [1]}) == "VALIDATION"
-    assert await admin.error_code(UPDATE, {**ids, "settings": [1]}) == "VALIDATION"
-    assert await admin.error_code(INSTALL, {"teamId": team.id,
-                                            "serverId": "missing"}) == "NOT_FOUND"
+        assert await admin_a.error_code(UPDATE, {**ids, "env": env}) == "VALIDATION", env
+        assert await member_a.error_code(UPDATE, {**ids, "env": env}) == "FORBIDDEN", env
+        assert await member_a.error_code(SET_USER_CONFIG, {**ids, "env": env}) == "VALIDATION"
+        assert await admin_a.error_code(INSTALL, {
+            "teamId": team_a.id, "serverId": catalog["filesystem"].id, "env": env}) == "VALIDATION"
+    assert await admin_a.error_code(UPDATE, {**ids, "headers": [1]}) == "VALIDATION"
+    assert await admin_a.error_code(UPDATE, {**ids, "settings": [1]}) == "VALIDATION"
+    assert await admin_a.error_code(INSTALL, {"teamId": team_a.id,
+                                              "serverId": "missing"}) == "NOT_FOUND"
 
 
 # ---- cost ------------------------------------------------------------------------------
 
 
 async def test_a_teams_installations_cost_a_fixed_number_of_queries(
-    graphql_as: ClientFactory, http: aiohttp.ClientSession, make_team: TeamFactory,
+    team_a: Team, member_a: GraphQLClient, graphql_as: ClientFactory, http: aiohttp.ClientSession,
     make_satellite: SatelliteFactory, install: InstallFactory, rt: Runtime,
 ) -> None:
-    team = await make_team()
-    member = await graphql_as(teams={team.id: TeamRole.TEAM_USER})
     satellite = await make_satellite()
-    owners = [member.user, (await graphql_as(teams={team.id: TeamRole.TEAM_USER})).user, None]
+    owners = [member_a.user, (await graphql_as(teams={team_a.id: TeamRole.TEAM_USER})).user, None]
     counts: list[int] = []
     built = 0
     for size in (2, 12):
         for index in range(built, size):
             owner = owners[index % len(owners)]
-            installation = await install(team.id, "web-search" if index % 2 else "filesystem",
+            installation = await install(team_a.id,
+                                         "web-search" if index % 2 else "filesystem",
                                          owner_id=None if owner is None else owner.id,
                                          name=f"i-{index:02d}")
             await update_installation(rt, installation.id, InstallationChange(
                 settings={"n": index}), actor=CLI_ACTOR)
-            await post_events(http, satellite, tool_events(installation.id, team.id)[:1])
+            await post_events(http, satellite, tool_events(installation.id, team_a.id)[:1])
         built = size
+        await member_a.data("{ me { id } }")  # the session is verified (and cached) first
         with counting_queries() as statements:
-            data = await member.data(INSTALLATIONS, {"teamId": team.id})
+            data = await member_a.data(INSTALLATIONS, {"teamId": team_a.id})
         counts.append(len(statements))
 
         listed = data["installations"]
@@ -443,21 +432,19 @@ async def test_a_teams_installations_cost_a_fixed_number_of_queries(
 
 
 async def test_members_read_their_teams_usage(
-    graphql_as: ClientFactory, http: aiohttp.ClientSession, make_team: TeamFactory,
+    team_a: Team, member_a: GraphQLClient, graphql_as: ClientFactory, http: aiohttp.ClientSession,
     make_satellite: SatelliteFactory, install: InstallFactory,
 ) -> None:
-    team: Team = await make_team()
-    member = await graphql_as(teams={team.id: TeamRole.TEAM_USER})
     admin = await graphql_as(global_role=GlobalRole.GLOBAL_ADMIN)
-    installation = await install(team.id)
+    installation = await install(team_a.id)
     await post_events(http, await make_satellite(), [
         ("mcp.tool.executed", {"tool_name": "read_file", "server_id": installation.id,
-                               "team_id": team.id, "server_slug": "filesystem",
+                               "team_id": team_a.id, "server_slug": "filesystem",
                                "duration_ms": duration, "success": duration < 40})
         for duration in (10, 20, 40)
     ])
 
-    usage = (await member.data(USAGE, {"teamId": team.id}))["usage"]
+    usage = (await member_a.data(USAGE, {"teamId": team_a.id}))["usage"]
 
     assert (usage["totalCalls"], usage["errorCount"]) == (3, 1)
     assert usage["avgDurationMs"] == pytest.approx(70 / 3)
@@ -466,6 +453,7 @@ async def test_members_read_their_teams_usage(
                                 "calls": 3, "errors": 1, "avgDurationMs": pytest.approx(70 / 3)}]
     assert [(day["calls"], day["errors"]) for day in usage["byDay"]] == [(3, 1)]
     assert usage["byUser"] == []  # satellites report no user for these calls
-    assert (await admin.data(USAGE, {"teamId": team.id}))["usage"]["totalCalls"] == 3
-    assert await member.error_code(USAGE, {"teamId": team.id, "from": "2026-01-02T00:00:00Z",
-                                           "to": "2026-01-01T00:00:00Z"}) == "VALIDATION"
+    assert (await admin.data(USAGE, {"teamId": team_a.id}))["usage"]["totalCalls"] == 3
+    assert await member_a.error_code(USAGE, {"teamId": team_a.id,
+                                             "from": "2026-01-02T00:00:00Z",
+                                             "to": "2026-01-01T00:00:00Z"}) == "VALIDATION"

@@ -25,6 +25,7 @@ from tests.fixtures.people import TeamFactory, TokenFactory, UserFactory
 from tests.fixtures.satellites import SatelliteFactory
 
 ROLES = ("global_admin", "team_admin", "team_user", "global_user")
+Json = dict[str, Any]
 
 
 @dataclass
@@ -79,17 +80,18 @@ async def person(graphql_as: ClientFactory, role: str, world: World) -> GraphQLC
     return await graphql_as()
 
 
-async def outcome(client: GraphQLClient, query: str, variables: dict[str, Any] | None = None
-                  ) -> str:
+@pytest.fixture
+async def client(role: str, world: World, graphql_as: ClientFactory) -> GraphQLClient:
+    """The person of the test's parametrized `role`, logged in."""
+    return await person(graphql_as, role, world)
+
+
+async def outcome(client: GraphQLClient, query: str, variables: Json | None = None) -> str:
     result = await client.execute(query, variables)
     if result.get("errors"):
         code: str = result["errors"][0]["extensions"]["code"]
         return code
     return "ok"
-
-
-def expected(row: dict[str, str], role: str) -> str:
-    return row[role]
 
 
 UPDATE = """mutation($id: ID!) { updateSatellite(id: $id, labels: {edited: "yes"}) { id } }"""
@@ -119,25 +121,29 @@ def by_role(global_admin: str, team_admin: str, team_user: str, global_user: str
             "global_user": global_user}
 
 
+async def check_satellite_administration(client: GraphQLClient, want: str, *, issue: Json,
+                                         token: str, satellite: str) -> None:
+    """Issue and revoke a registration token, edit, rotate and delete a satellite."""
+    assert await outcome(client, ISSUE, issue) == want
+    # Tokens are visible only to those who may manage them.
+    assert await outcome(client, REVOKE, {"id": token}) == (
+        "ok" if want == "ok" else "NOT_FOUND")
+    for mutation in (UPDATE, ROTATE, DELETE):
+        assert await outcome(client, mutation, {"id": satellite}) == want, mutation
+
+
 # ---- global satellites: register tokens, edit, delete — global_admin only ----------------
 
 GLOBAL_SATELLITE_ADMIN = by_role("ok", "FORBIDDEN", "FORBIDDEN", "FORBIDDEN")
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("role", "want"), GLOBAL_SATELLITE_ADMIN.items())
 async def test_global_satellites_are_administered_by_global_admins_only(
-    role: str, world: World, graphql_as: ClientFactory,
+    client: GraphQLClient, want: str, world: World,
 ) -> None:
-    client = await person(graphql_as, role, world)
-    want = expected(GLOBAL_SATELLITE_ADMIN, role)
-    satellite = {"id": world.global_satellite}
-
-    assert await outcome(client, ISSUE, {"scope": "GLOBAL"}) == want
-    assert await outcome(client, REVOKE, {"id": world.global_token}) == (
-        "ok" if want == "ok" else "NOT_FOUND")  # global tokens are invisible to others
-    assert await outcome(client, UPDATE, satellite) == want
-    assert await outcome(client, ROTATE, satellite) == want
-    assert await outcome(client, DELETE, satellite) == want
+    await check_satellite_administration(client, want, issue={"scope": "GLOBAL"},
+                                         token=world.global_token,
+                                         satellite=world.global_satellite)
 
 
 # ---- team satellites: tokens, edit, delete — global_admin and the team's admins ----------
@@ -145,21 +151,13 @@ async def test_global_satellites_are_administered_by_global_admins_only(
 TEAM_SATELLITE_ADMIN = by_role("ok", "ok", "FORBIDDEN", "NOT_FOUND")
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("role", "want"), TEAM_SATELLITE_ADMIN.items())
 async def test_team_satellites_are_administered_by_their_team_admins(
-    role: str, world: World, graphql_as: ClientFactory,
+    client: GraphQLClient, want: str, world: World,
 ) -> None:
-    client = await person(graphql_as, role, world)
-    want = expected(TEAM_SATELLITE_ADMIN, role)
-    satellite = {"id": world.satellite_a}
-
-    assert await outcome(client, ISSUE, {"scope": "TEAM", "team": world.team_a}) == want
-    # Tokens are visible only to those who may manage them.
-    assert await outcome(client, REVOKE, {"id": world.token_a}) == (
-        "ok" if want == "ok" else "NOT_FOUND")
-    assert await outcome(client, UPDATE, satellite) == want
-    assert await outcome(client, ROTATE, satellite) == want
-    assert await outcome(client, DELETE, satellite) == want
+    await check_satellite_administration(client, want,
+                                         issue={"scope": "TEAM", "team": world.team_a},
+                                         token=world.token_a, satellite=world.satellite_a)
 
 
 # ---- team satellites: view; global satellites: view status --------------------------------
@@ -169,10 +167,8 @@ SATELLITES = "{ satellites { edges { node { id satelliteType } } } }"
 
 @pytest.mark.parametrize("role", ROLES)
 async def test_satellites_are_visible_as_the_table_says(
-    role: str, world: World, graphql_as: ClientFactory,
+    role: str, client: GraphQLClient, world: World,
 ) -> None:
-    client = await person(graphql_as, role, world)
-
     seen = {edge["node"]["id"] for edge in
             (await client.data(SATELLITES))["satellites"]["edges"]}
 
@@ -190,23 +186,21 @@ GLOBAL_COMMANDS = by_role("ok", "ok", "FORBIDDEN", "FORBIDDEN")
 
 @pytest.mark.parametrize("role", ROLES)
 async def test_commands_are_created_as_the_table_says(
-    role: str, world: World, graphql_as: ClientFactory,
+    role: str, client: GraphQLClient, world: World,
 ) -> None:
-    client = await person(graphql_as, role, world)
     own_installation = {"installation_id": world.installation_a.id}
 
-    assert await outcome(client, ENQUEUE, {"satellite": world.satellite_a}) == expected(
-        TEAM_COMMANDS, role)
+    assert await outcome(client, ENQUEUE, {"satellite": world.satellite_a}) == (
+        TEAM_COMMANDS[role])
     assert await outcome(client, ENQUEUE, {"satellite": world.global_satellite,
-                                           "payload": own_installation}) == expected(
-        GLOBAL_COMMANDS, role)
+                                           "payload": own_installation}) == (
+        GLOBAL_COMMANDS[role])
     # Another team's installation on a global satellite: only a global admin.
     assert await outcome(client, ENQUEUE, {
         "satellite": world.global_satellite,
         "payload": {"installation_id": world.installation_b.id},
     }) == by_role("ok", "NOT_FOUND", "FORBIDDEN", "FORBIDDEN")[role]
-    assert await outcome(client, CANCEL, {"id": world.command_a}) == expected(
-        TEAM_COMMANDS, role)
+    assert await outcome(client, CANCEL, {"id": world.command_a}) == TEAM_COMMANDS[role]
 
 
 # ---- users, teams: create — global_admin only ------------------------------------------------
@@ -220,13 +214,10 @@ SET_LIMITS = "mutation($team: ID!) { setTeamLimits(teamId: $team, maxProcesses: 
 GLOBAL_ADMIN_ONLY = by_role("ok", "FORBIDDEN", "FORBIDDEN", "FORBIDDEN")
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("role", "want"), GLOBAL_ADMIN_ONLY.items())
 async def test_users_and_teams_are_created_by_global_admins_only(
-    role: str, world: World, graphql_as: ClientFactory,
+    role: str, want: str, client: GraphQLClient, world: World,
 ) -> None:
-    client = await person(graphql_as, role, world)
-    want = expected(GLOBAL_ADMIN_ONLY, role)
-
     assert await outcome(client, CREATE_USER, {"email": f"new-{role}@example.com"}) == want
     assert await outcome(client, CREATE_TEAM, {"slug": f"new-{role.replace('_', '-')}"}) == want
     assert await outcome(client, USERS) == want
@@ -239,12 +230,10 @@ async def test_users_and_teams_are_created_by_global_admins_only(
 MEMBERS = "query($id: ID!) { team(id: $id) { members { user { id } } } }"
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("role", "want"), TEAM_SATELLITE_ADMIN.items())
 async def test_team_members_are_managed_by_the_team_admins(
-    role: str, world: World, graphql_as: ClientFactory,
+    role: str, want: str, client: GraphQLClient, world: World,
 ) -> None:
-    client = await person(graphql_as, role, world)
-    want = expected(TEAM_SATELLITE_ADMIN, role)
     member = {"team": world.team_a, "user": world.stranger}
 
     assert await outcome(client, ADD_MEMBER, member) == want
@@ -262,10 +251,8 @@ async def test_team_members_are_managed_by_the_team_admins(
 
 @pytest.mark.parametrize("role", ROLES)
 async def test_the_audit_log_is_visible_as_the_table_says(
-    role: str, world: World, graphql_as: ClientFactory,
+    role: str, client: GraphQLClient, world: World,
 ) -> None:
-    client = await person(graphql_as, role, world)
-
     teams = {edge["node"]["teamId"]
              for edge in (await client.data(AUDIT))["auditLog"]["edges"]}
 
@@ -282,10 +269,8 @@ async def test_the_audit_log_is_visible_as_the_table_says(
 
 @pytest.mark.parametrize("role", ROLES)
 async def test_registration_tokens_are_listed_as_the_table_says(
-    role: str, world: World, graphql_as: ClientFactory,
+    role: str, client: GraphQLClient, world: World,
 ) -> None:
-    client = await person(graphql_as, role, world)
-
     global_ids = [token["id"] for token in (await client.data(TOKENS))["registrationTokens"]]
     assert global_ids == ([world.global_token] if role == "global_admin" else [])
     team_result = await client.execute(TOKENS, {"team": world.team_a})
@@ -300,9 +285,8 @@ async def test_registration_tokens_are_listed_as_the_table_says(
 
 @pytest.mark.parametrize("role", ["team_admin", "team_user"])
 async def test_another_teams_objects_answer_not_found(
-    role: str, world: World, graphql_as: ClientFactory,
+    role: str, client: GraphQLClient, world: World,
 ) -> None:
-    client = await person(graphql_as, role, world)
     satellite = {"id": world.satellite_b}
 
     for query, variables in (

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 
-from app.models.enums import GlobalRole
+from app.models.enums import GlobalRole, TeamRole
 from app.schema.context import SESSION_COOKIE
+from app.services.actors import CLI_ACTOR
+from app.services.runtime import Runtime
+from app.services.teams import remove_team_member
 from tests.fixtures.graphql import LOGIN, ClientFactory, GraphQLClient
-from tests.fixtures.people import PASSWORD, UserFactory
+from tests.fixtures.people import PASSWORD, TeamFactory, UserFactory
+from tests.fixtures.server import eventually
 
 ME = "{ me { id email globalRole } }"
 
@@ -100,3 +106,22 @@ async def test_repeated_failed_logins_are_rate_limited(
     # even the right password is refused while limited
     assert await anonymous.error_code(
         LOGIN, {"email": user.email, "password": PASSWORD}) == "RATE_LIMITED"
+
+
+async def test_a_removed_member_loses_the_team_at_once_despite_the_session_cache(
+    graphql_as: ClientFactory, rt: Runtime, make_team: TeamFactory
+) -> None:
+    team = await make_team()
+    member = await graphql_as(teams={team.id: TeamRole.TEAM_USER})
+    assert [t["id"] for t in (await member.data("{ teams { id } }"))["teams"]] == [team.id]
+
+    await remove_team_member(rt, team.id, member.user_id, actor=CLI_ACTOR)
+
+    await eventually_true(lambda: member.data("{ teams { id } }"), lambda data: not data["teams"])
+
+
+async def eventually_true(fetch: Any, holds: Any) -> None:
+    async def check() -> bool:
+        return bool(holds(await fetch()))
+
+    await eventually(check, timeout=1.0)  # the bus eviction, not the cache's 5 s lifetime
