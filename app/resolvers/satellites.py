@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from app.models import Satellite as SatelliteRow
 from app.models import enums as model
 from app.schema.context import Info, principal_of
 from app.schema.enums import SatelliteStatus
@@ -22,8 +23,23 @@ async def satellites(
         principal_of(info), team_id=team_id,
         status=None if status is None else model.SatelliteStatus(status.value),
     )
-    return await paginate(query, first=first, after=after,
-                          to_node=lambda rows: [Satellite.of(row, info) for row in rows])
+    # Only ids from the database: the fields come from the in-memory fleet state.
+    return await paginate(query.only("id", "name"), first=first, after=after,
+                          to_node=lambda rows: _from_memory(info, rows))
+
+
+async def _from_memory(info: Info, rows: list[SatelliteRow]) -> list[Satellite]:
+    fleet = info.context.rt.fleet
+    missing = [row.id for row in rows if fleet.get(row.id) is None]
+    loaded = {row.id: row for row in await SatelliteRow.filter(id__in=missing)} if missing else {}
+    nodes: list[Satellite] = []
+    for row in rows:
+        state = fleet.get(row.id)
+        if state is not None:
+            nodes.append(Satellite.of_state(state))
+        elif row.id in loaded:
+            nodes.append(Satellite.of(loaded[row.id], info))
+    return nodes
 
 
 async def satellite(info: Info, id: strawberry.ID) -> Satellite | None:  # noqa: A002 (GraphQL name)

@@ -24,6 +24,7 @@ from app.models import (
     TeamMembership,
     User,
 )
+from app.models import Satellite as SatelliteRow
 from app.services import reads
 from app.services.config_preview import ConfigPreview, config_previews
 from app.services.principals import Principal
@@ -57,6 +58,10 @@ class Loaders:
 
     def __init__(self, context: Context) -> None:
         self._context = context
+
+    @cached_property
+    def satellite(self) -> DataLoader[str, SatelliteRow | None]:
+        return DataLoader(load_fn=_by_id(SatelliteRow))
 
     @cached_property
     def team(self) -> DataLoader[str, Team | None]:

@@ -8,7 +8,7 @@ come from per-operation DataLoaders, scoped like every read.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -96,7 +96,11 @@ class SatelliteEvent:
 
 @strawberry.type
 class Satellite:
-    row: strawberry.Private[SatelliteRow]
+    """Live fields come from this instance's in-memory fleet state when it has the
+    satellite (always, for a live one), so a list of satellites needs no row loads;
+    `capabilities` and `labels` come from the row, loaded only when asked for."""
+
+    row: strawberry.Private[SatelliteRow | None]
     id: strawberry.ID
     name: str
     satellite_type: SatelliteType
@@ -106,53 +110,72 @@ class Satellite:
     reported_status: str | None
     last_heartbeat_at: datetime | None
     version: str | None
-    capabilities: JSON
     latest_metrics: JSON | None
-    labels: JSON
 
     @classmethod
     def of(cls, row: SatelliteRow, info: Info) -> Satellite:
         live: SatelliteState | None = info.context.rt.fleet.get(row.id)
-        metrics: Any = (live.latest_metrics if live else None) or row.latest_metrics
-        reported = (live.reported_status if live else None) or (
-            None if row.reported_status is None else str(row.reported_status))
+        if live is not None and live.revision >= row.revision:
+            return cls.of_state(live, row)
+        metrics: Any = row.latest_metrics
         return cls(
             row=row, id=strawberry.ID(row.id), name=row.name, satellite_type=row.satellite_type,
             team_id=row.team_id,  # type: ignore[attr-defined]
-            status=satellite_status(live.status if live else row.status),
-            online=live.online if live else row.online,
-            reported_status=reported,
-            last_heartbeat_at=(live.last_heartbeat_at if live else None) or row.last_heartbeat_at,
-            version=(live.version if live else None) or row.version,
-            capabilities=row.capabilities,
-            latest_metrics=metrics,
-            labels=row.labels,
+            status=satellite_status(row.status), online=row.online,
+            reported_status=None if row.reported_status is None else str(row.reported_status),
+            last_heartbeat_at=row.last_heartbeat_at, version=row.version, latest_metrics=metrics,
         )
+
+    @classmethod
+    def of_state(cls, state: SatelliteState, row: SatelliteRow | None = None) -> Satellite:
+        metrics: Any = state.latest_metrics
+        return cls(
+            row=row, id=strawberry.ID(state.id), name=state.name,
+            satellite_type=state.satellite_type,
+            team_id=None if state.team_id is None else strawberry.ID(state.team_id),
+            status=satellite_status(state.status), online=state.online,
+            reported_status=state.reported_status, last_heartbeat_at=state.last_heartbeat_at,
+            version=state.version, latest_metrics=metrics,
+        )
+
+    async def _row(self, info: Info) -> SatelliteRow | None:
+        if self.row is None:
+            self.row = await info.context.loaders.satellite.load(self.id)
+        return self.row
+
+    @strawberry.field
+    async def capabilities(self, info: Info) -> JSON:
+        row = await self._row(info)
+        return cast(JSON, [] if row is None else row.capabilities)
+
+    @strawberry.field
+    async def labels(self, info: Info) -> JSON:
+        row = await self._row(info)
+        return cast(JSON, {} if row is None else row.labels)
 
     @strawberry.field
     async def team(self, info: Info) -> Team | None:
-        team_id: str | None = self.row.team_id  # type: ignore[attr-defined]
-        if team_id is None:
+        if self.team_id is None:
             return None
-        row = await info.context.loaders.team.load(team_id)
+        row = await info.context.loaders.team.load(self.team_id)
         return None if row is None else Team.of(row)
 
     # Processes the caller may see (a team member: its own team's, also on global satellites).
     @strawberry.field
     async def process_count(self, info: Info) -> int:
-        return await info.context.loaders.process_count.load(self.row.id)
+        return await info.context.loaders.process_count.load(self.id)
 
     @strawberry.field
     async def processes(self, info: Info) -> list[Process]:
-        return [Process.of(row) for row in await info.context.loaders.processes.load(self.row.id)]
+        return [Process.of(row) for row in await info.context.loaders.processes.load(self.id)]
 
     # Heartbeat history; of a global satellite, for administrators only (design.md §4).
     @strawberry.field
     async def recent_heartbeats(self, info: Info, first: int | None = 20) -> list[Heartbeat]:
         principal = principal_of(info)
-        if self.row.satellite_type is SatelliteType.GLOBAL and not principal.is_global_admin:
+        if self.satellite_type is SatelliteType.GLOBAL and not principal.is_global_admin:
             raise Forbidden("Heartbeat history of global satellites is for administrators")
-        rows = await SatelliteHeartbeat.filter(satellite_id=self.row.id).order_by(
+        rows = await SatelliteHeartbeat.filter(satellite_id=self.id).order_by(
             "-timestamp").limit(checked_first(first))
         return [Heartbeat.of(row) for row in rows]
 
@@ -161,14 +184,14 @@ class Satellite:
         self, info: Info, status: CommandStatus | None = None, first: int | None = 50,
         after: str | None = None,
     ) -> Connection[Command]:
-        query = reads.commands(principal_of(info), satellite_id=self.row.id, status=status)
+        query = reads.commands(principal_of(info), satellite_id=self.id, status=status)
         return await paginate(query, first=first, after=after,
                               to_node=lambda rows: [Command.of(row) for row in rows])
 
     @strawberry.field
     async def events(self, info: Info, first: int | None = 50, after: str | None = None
                      ) -> Connection[SatelliteEvent]:
-        query = reads.events(principal_of(info), satellite_id=self.row.id)
+        query = reads.events(principal_of(info), satellite_id=self.id)
         return await paginate(query, first=first, after=after,
                               to_node=lambda rows: [SatelliteEvent.of(row) for row in rows])
 
