@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.rest.addresses import is_https
 from app.schema.context import SESSION_COOKIE, Info, principal_of
 from app.schema.types.people import LoginPayload, User
 from app.services import sessions
@@ -24,7 +25,7 @@ async def login(info: Info, email: str, password: str) -> LoginPayload:
     context.principal = result.principal
     context.response.set_cookie(
         SESSION_COOKIE, result.token, httponly=True, samesite="Lax",
-        secure=context.request.secure, path="/",
+        secure=is_https(context.request, context.rt.settings), path="/",
         max_age=context.rt.settings.session_idle_seconds,
     )
     return LoginPayload(token=result.token, user=User.of(result.user))

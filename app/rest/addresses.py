@@ -29,3 +29,18 @@ def client_address(request: web.Request, settings: Settings) -> str:
         if not any(hop_ip in network for network in settings.trusted_proxies):
             return str(hop_ip)
     return peer
+
+
+def is_https(request: web.Request, settings: Settings) -> bool:
+    """Whether the client reached us over https: directly, or through a trusted proxy
+    that says so (`X-Forwarded-Proto`). Decides the session cookie's `Secure` flag."""
+    if request.secure:
+        return True
+    peer = request.remote or ""
+    try:
+        peer_ip = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    trusted = any(peer_ip in network for network in settings.trusted_proxies)
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return trusted and forwarded == "https"

@@ -17,10 +17,12 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from app.schema.errors import ClientErrors, log_errors
 from app.schema.query import Mutation, Query, Subscription
+from app.schema.scalars import SCALAR_MAP
 
 MAX_DEPTH = 10
 MAX_ALIASES = 30
@@ -50,7 +52,9 @@ def _extensions() -> list[Any]:
     ]
 
 
-schema = GroundstationSchema(query=Query, mutation=Mutation, subscription=Subscription,
-                             extensions=_extensions())
+schema = GroundstationSchema(
+    query=Query, mutation=Mutation, subscription=Subscription, extensions=_extensions(),
+    config=StrawberryConfig(scalar_map=SCALAR_MAP),
+)
 
 __all__ = ["MAX_ALIASES", "MAX_DEPTH", "schema"]

@@ -10,6 +10,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -278,3 +279,39 @@ async def test_a_global_user_sees_no_team_data(world: World, graphql_as: ClientF
     assert world.b.satellite.id not in text
     nodes = [edge["node"] for edge in result["data"]["satellites"]["edges"]]
     assert [node["id"] for node in nodes] == [world.shared.id]
+
+
+# Subscriptions and SSE streams need a live connection; their isolation tests live
+# beside their other tests. This table names them, and the tests below fail when a
+# subscription or stream route has no entry or an entry names a test that is gone.
+LIVE_ISOLATION_TESTS = {
+    "satelliteStatusChanged": "tests/schema/test_subscriptions.py::"
+                              "test_status_changes_of_another_team_are_invisible",
+    "satelliteEvents": "tests/schema/test_subscriptions.py::"
+                       "test_events_of_a_global_satellite_are_shown_to_their_team_only",
+    "commandUpdated": "tests/schema/test_subscriptions.py::"
+                      "test_command_result_reaches_command_subscribers_of_its_team_only",
+    "satelliteMetrics": "tests/schema/test_subscriptions.py::"
+                        "test_metrics_of_global_satellites_are_for_admins_only",
+    "/api/stream/events": "tests/rest/test_streams.py::"
+                          "test_event_stream_sends_the_callers_events_only",
+    "/api/stream/satellites": "tests/rest/test_streams.py::"
+                              "test_satellite_stream_sends_visible_status_changes_only",
+}
+
+
+def _stream_routes() -> set[str]:
+    from app.main import create_app
+    from tests.fixtures.server import make_settings
+
+    app = create_app(make_settings(Path("/nonexistent")))
+    return {resource.canonical for resource in app.router.resources()
+            if resource.canonical.startswith("/api/stream/")}
+
+
+@pytest.mark.parametrize("name", sorted(root_fields("Subscription") | _stream_routes()))
+def test_every_subscription_and_stream_has_an_isolation_test(name: str) -> None:
+    assert name in LIVE_ISOLATION_TESTS, f"{name!r} has no isolation test listed here"
+    path, test_name = LIVE_ISOLATION_TESTS[name].split("::")
+    source = (Path(__file__).resolve().parents[2] / path).read_text(encoding="utf-8")
+    assert f"def {test_name}(" in source, f"{LIVE_ISOLATION_TESTS[name]} does not exist"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_network
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -11,9 +13,10 @@ from app.schema.context import SESSION_COOKIE
 from app.services.actors import CLI_ACTOR
 from app.services.runtime import Runtime
 from app.services.teams import remove_team_member
+from app.services.users import create_user
 from tests.fixtures.graphql import LOGIN, ClientFactory, GraphQLClient
 from tests.fixtures.people import PASSWORD, TeamFactory, UserFactory
-from tests.fixtures.server import eventually
+from tests.fixtures.server import eventually, make_settings, running
 
 ME = "{ me { id email globalRole } }"
 
@@ -125,3 +128,26 @@ async def eventually_true(fetch: Any, holds: Any) -> None:
         return bool(holds(await fetch()))
 
     await eventually(check, timeout=1.0)  # the bus eviction, not the cache's 5 s lifetime
+
+
+
+async def test_the_cookie_is_secure_behind_a_trusted_https_proxy(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, trusted_proxies=(ip_network("127.0.0.0/8"),))
+    async with running(settings) as (rt, http):
+        user = await create_user(rt, email="proxy@example.com", password=PASSWORD,
+                                 global_role=GlobalRole.GLOBAL_USER, actor=CLI_ACTOR)
+        for proto, secure in (("https", True), ("http", False)):
+            async with http.post("/graphql", json={"query": LOGIN, "variables": {
+                    "email": user.email, "password": PASSWORD}},
+                    headers={"X-Forwarded-Proto": proto}) as response:
+                assert bool(response.cookies[SESSION_COOKIE]["secure"]) is secure
+
+
+async def test_an_untrusted_peer_cannot_claim_https(
+    http: aiohttp.ClientSession, make_user: UserFactory
+) -> None:
+    user = await make_user()
+    async with http.post("/graphql", json={"query": LOGIN, "variables": {
+            "email": user.email, "password": PASSWORD}},
+            headers={"X-Forwarded-Proto": "https"}) as response:
+        assert not response.cookies[SESSION_COOKIE]["secure"]

@@ -1,0 +1,32 @@
+"""Scalars: `DateTime` in the same form as the REST protocol (UTC, ISO 8601, `Z`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import strawberry
+from strawberry.types.scalar import ScalarDefinition
+
+from app.services.clock import iso
+
+
+def _serialize(value: datetime) -> str:
+    return iso(value if value.tzinfo is not None else value.replace(tzinfo=UTC)) or ""
+
+
+def _parse(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("DateTime must be an ISO 8601 string")
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+DateTime: ScalarDefinition = strawberry.scalar(
+    name="DateTime", description="Date with time, ISO 8601 in UTC (`…Z`)",
+    serialize=_serialize, parse_value=_parse,
+)
+
+SCALAR_MAP: dict[object, ScalarDefinition] = {datetime: DateTime}
+
+__all__ = ["SCALAR_MAP"]
