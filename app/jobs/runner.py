@@ -2,6 +2,7 @@
 
 Each job module exposes `async def run_once(rt) -> None`; this runner calls the
 registered jobs on their intervals and logs (never propagates) their failures.
+With several instances on one PostgreSQL, only the leader runs them (`leader.py`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from app.jobs.leader import Leadership
 from app.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -39,18 +41,23 @@ def scheduled_jobs() -> list[ScheduledJob]:
     ]
 
 
-async def run_periodically(rt: Runtime, job: ScheduledJob) -> None:
+async def run_periodically(rt: Runtime, job: ScheduledJob, leadership: Leadership) -> None:
     while not rt.shutting_down.is_set():
-        try:
-            await job.run_once(rt)
-        except Exception:
-            log.exception("job failed", extra={"op": job.name})
+        if leadership.is_leader:
+            try:
+                await job.run_once(rt)
+            except Exception:
+                log.exception("job failed", extra={"op": job.name})
         try:
             await asyncio.wait_for(rt.shutting_down.wait(), timeout=job.interval(rt))
         except TimeoutError:
             continue
 
 
-def start_jobs(rt: Runtime) -> None:
+def start_jobs(rt: Runtime) -> Leadership:
+    """Start every job; they run only while this instance leads (always, on SQLite)."""
+    leadership = Leadership(rt.settings)
+    rt.tasks.start(leadership.run(rt.shutting_down), name="jobs-leadership")
     for job in scheduled_jobs():
-        rt.tasks.start(run_periodically(rt, job), name=f"job:{job.name}")
+        rt.tasks.start(run_periodically(rt, job, leadership), name=f"job:{job.name}")
+    return leadership

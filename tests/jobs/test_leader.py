@@ -1,0 +1,58 @@
+"""One leader runs the background jobs; another takes over when it goes (issue 5).
+
+Needs PostgreSQL (TEST_DATABASE_URL); on SQLite the one server process always leads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from app.jobs.leader import Leadership
+from tests.fixtures.server import make_settings
+
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "")
+needs_postgres = pytest.mark.skipif(
+    not POSTGRES_URL.startswith(("postgres://", "postgresql://")),
+    reason="SKIPPED LOUDLY: leader election needs PostgreSQL; set TEST_DATABASE_URL",
+)
+
+
+async def test_on_sqlite_the_only_instance_leads(tmp_path: Path) -> None:
+    leadership = Leadership(make_settings(tmp_path))
+    assert leadership.is_leader
+    stop = asyncio.Event()
+    stop.set()
+    await leadership.run(stop)
+    assert leadership.is_leader
+
+
+@needs_postgres
+async def test_one_instance_leads_and_another_takes_over(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, database_url=POSTGRES_URL, jobs_interval_seconds=0.05)
+    first, second = Leadership(settings), Leadership(settings)
+    stop_first, stop_second = asyncio.Event(), asyncio.Event()
+    runs = [asyncio.create_task(first.run(stop_first))]
+    await _until(lambda: first.is_leader)
+    runs.append(asyncio.create_task(second.run(stop_second)))
+    await asyncio.sleep(0.3)
+    assert (first.is_leader, second.is_leader) == (True, False)
+
+    stop_first.set()  # the leader goes away: its connection closes, the lock is freed
+    await runs[0]
+    await _until(lambda: second.is_leader)
+
+    stop_second.set()
+    await runs[1]
+    assert not second.is_leader
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
