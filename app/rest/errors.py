@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from app.db_errors import database_unavailable
 from app.errors import AppError
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 {"success": False, "error": code, "message": message}, status=http_error.status
             )
         raise
-    except Exception:
+    except Exception as error:
+        unavailable = database_unavailable(error)
+        if unavailable is not None:
+            log.error("database unreachable", extra={"op": "http", "path": request.path,
+                                                     "error": type(error).__name__})
+            return error_response(unavailable)
         log.exception("unhandled error", extra={"op": "http", "path": request.path})
         return json_response(
             {"success": False, "error": "internal_error", "message": "Internal server error"},

@@ -17,6 +17,7 @@ from typing import Any
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
+from app.db_errors import database_unavailable
 from app.errors import AppError
 
 log = logging.getLogger("app.graphql")
@@ -38,6 +39,11 @@ def client_error(error: GraphQLError) -> GraphQLError:
         if not (error.extensions or {}).get("code"):
             error.extensions = {**(error.extensions or {}), "code": "VALIDATION"}
         return error
+    unavailable = database_unavailable(original)
+    if unavailable is not None:
+        return GraphQLError(unavailable.message, nodes=error.nodes, source=error.source,
+                            positions=error.positions, path=error.path,
+                            extensions=unavailable.extensions)
     return GraphQLError(INTERNAL_MESSAGE, nodes=error.nodes, source=error.source,
                         positions=error.positions, path=error.path,
                         extensions={"code": "INTERNAL"})

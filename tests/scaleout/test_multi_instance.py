@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -16,16 +15,14 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import pytest
 
 from tests.cli.conftest import ROOT, cli_environment, run_cli
 from tests.fixtures.server import make_settings
+from tests.scaleout.conftest import POSTGRES_URL, REDIS_URL
 
-POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 pytestmark = pytest.mark.skipif(
     not (POSTGRES_URL.startswith(("postgres://", "postgresql://")) and REDIS_URL),
     reason="SKIPPED LOUDLY: multi-instance tests need PostgreSQL and Redis; set "
@@ -35,26 +32,6 @@ PASSWORD = "multi-instance passphrase"
 HEARTBEAT = {"status": "active", "system_metrics": {"cpu_usage_percent": 12.5,
                                                      "memory_usage_mb": 256},
              "processes": [], "error_count": 0, "version": "0.1.0"}
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-@pytest.fixture
-async def shared_database() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database for the two instances, dropped afterwards."""
-    import asyncpg
-
-    name = f"gs_multi_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield _with_database(POSTGRES_URL, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @dataclass
