@@ -27,6 +27,10 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = "sqlite://./groundstation.db"
+    # PostgreSQL connection pool per process (ignored on SQLite); `minsize`/`maxsize`
+    # in DATABASE_URL's query take precedence.
+    db_pool_min: int = 2
+    db_pool_max: int = 20
     redis_url: str | None = None
     secret_key: str | None = None
     encryption_keys: tuple[str, ...] = ()
@@ -187,6 +191,11 @@ def _validate(settings: Settings) -> None:
         or settings.database_url.startswith(("postgres://", "postgresql://"))
     ):
         raise SettingsError("DATABASE_URL must start with sqlite:// or postgres://")
+    if settings.db_pool_min < 1 or settings.db_pool_max < settings.db_pool_min:
+        raise SettingsError(
+            "GROUNDSTATION_DB_POOL_MIN must be at least 1 and GROUNDSTATION_DB_POOL_MAX "
+            "at least GROUNDSTATION_DB_POOL_MIN"
+        )
     if settings.heartbeat_interval < 1 or settings.offline_threshold < settings.heartbeat_interval:
         raise SettingsError(
             "GROUNDSTATION_OFFLINE_THRESHOLD must be at least GROUNDSTATION_HEARTBEAT_INTERVAL"

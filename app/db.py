@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import asyncpg
 from tortoise import Tortoise, connections
+from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.exceptions import BaseORMException
 from tortoise.migrations.api import migrate
 
 from app.config import Settings
@@ -29,24 +32,46 @@ MIGRATIONS_MODULE = "app.migrations"
 # Arbitrary constant shared by every instance: the migration advisory lock's key.
 _PG_MIGRATION_LOCK_KEY = 0x6753_7461  # "gSta"
 
+# Everything a database call can raise for database reasons. Tortoise translates only
+# some asyncpg errors (integrity, syntax, data); the rest (a trigger's RAISE, a lost
+# connection, a serialization failure) reach the caller as asyncpg's own classes.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    BaseORMException, OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+)
+
 _SQLITE_DEFAULTS = {"journal_mode": "WAL", "synchronous": "NORMAL", "busy_timeout": "10000"}
-_POSTGRES_DEFAULTS = {"minsize": "2", "maxsize": "10"}
 
 
 def database_url(settings: Settings) -> str:
-    """The configured URL with our defaults (WAL, busy timeout, pool sizes) filled in."""
+    """The configured URL with our defaults filled in: WAL and a busy timeout on
+    SQLite; the pool size (GROUNDSTATION_DB_POOL_MIN/MAX) on PostgreSQL, where
+    asyncpg's own default of 1–5 connections would queue concurrent requests.
+    Values already in the URL's query win."""
     parts = urlsplit(settings.database_url)
     query = dict(parse_qsl(parts.query))
-    defaults = _SQLITE_DEFAULTS if settings.is_sqlite else _POSTGRES_DEFAULTS
+    defaults = _SQLITE_DEFAULTS if settings.is_sqlite else {
+        "minsize": str(settings.db_pool_min), "maxsize": str(settings.db_pool_max),
+    }
     for key, value in defaults.items():
         query.setdefault(key, value)
     scheme = "postgres" if parts.scheme == "postgresql" else parts.scheme
     return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
+def _connection_config(settings: Settings) -> str | dict[str, Any]:
+    url = database_url(settings)
+    if settings.is_sqlite:
+        return url
+    # Sessions in UTC whatever the server's TimeZone: DATE(timestamptz) and any
+    # timestamp rendered as text then mean the same day and time everywhere.
+    config = expand_db_url(url)
+    config["credentials"]["server_settings"] = {"TimeZone": "UTC"}
+    return config
+
+
 def tortoise_config(settings: Settings) -> dict[str, Any]:
     return {
-        "connections": {"default": database_url(settings)},
+        "connections": {"default": _connection_config(settings)},
         "apps": {
             "models": {
                 "models": [MODELS_MODULE],
@@ -89,8 +114,6 @@ async def _migration_lock(settings: Settings) -> AsyncIterator[None]:
         finally:
             lock.__exit__(None, None, None)
         return
-    import asyncpg
-
     conn = await asyncpg.connect(settings.database_url.split("?", 1)[0])
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", _PG_MIGRATION_LOCK_KEY)

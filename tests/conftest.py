@@ -1,4 +1,8 @@
-"""Shared fixtures: the real app from the real factory, a real SQLite file, real sockets."""
+"""Shared fixtures: the real app from the real factory, a real database, real sockets.
+
+SQLite unless TEST_DATABASE_URL selects PostgreSQL (tests/fixtures/server.py, which
+also skips `sqlite_only` tests there).
+"""
 
 pytest_plugins = [
     "tests.fixtures.server",

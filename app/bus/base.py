@@ -3,7 +3,9 @@
 Messages are hints (JSON-able dicts), published after the transaction commits.
 A subscriber that falls behind is dropped: its iterator yields a final
 `{"type": "subscriber_dropped"}` message and ends; the client re-reads state
-from the database and subscribes again.
+from the database and subscribes again. A networked bus ends every subscription
+the same way (`RESYNC`) when it (re)connects, since messages published while it
+was disconnected are lost.
 """
 
 from __future__ import annotations
@@ -14,6 +16,12 @@ from typing import Any, Protocol
 Message = dict[str, Any]
 
 DROPPED: Message = {"type": "subscriber_dropped", "reason": "subscriber fell behind"}
+# The same ending for every subscription when a networked bus (re)connects: messages
+# published while it was disconnected are lost, so subscribers re-read and subscribe again.
+RESYNC: Message = {
+    "type": "subscriber_dropped",
+    "reason": "bus reconnected; messages may have been missed",
+}
 
 
 class Bus(Protocol):
@@ -30,6 +38,19 @@ class Bus(Protocol):
     @property
     def connected(self) -> bool:
         """False while a networked bus has lost its connection (messages may be missed)."""
+        ...
+
+    def subscriber_count(self) -> int:
+        """Subscriptions open in this process (metrics, tests)."""
+        ...
+
+    @property
+    def epoch(self) -> int:
+        """Goes up each time a networked bus (re)connects (always 0 in-process).
+
+        State read from the database after the epoch was `n` (and while connected)
+        is current as far as the bus is concerned until the epoch changes.
+        """
         ...
 
 

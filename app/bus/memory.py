@@ -22,12 +22,16 @@ class _Subscriber:
 
 class InProcessBus:
     def __init__(self, queue_size: int = 1000) -> None:
-        self._queue_size = queue_size
+        self._queue_size = max(2, queue_size)  # room for the final message and the end marker
         self._subscribers: defaultdict[str, set[_Subscriber]] = defaultdict(set)
 
     @property
     def connected(self) -> bool:
         return True
+
+    @property
+    def epoch(self) -> int:
+        return 0
 
     async def start(self) -> None:
         return None
@@ -53,12 +57,18 @@ class InProcessBus:
             except asyncio.QueueFull:
                 self._drop(subscriber)
 
-    def _drop(self, subscriber: _Subscriber) -> None:
+    def drop_all(self, final: Message = DROPPED) -> None:
+        """End every current subscription with `final` (messages may have been missed)."""
+        for subscriber in {s for group in self._subscribers.values() for s in group}:
+            if not subscriber.dropped:
+                self._drop(subscriber, final)
+
+    def _drop(self, subscriber: _Subscriber, final: Message = DROPPED) -> None:
         subscriber.dropped = True
         # Make room for the final message, then the end marker.
-        while subscriber.queue.qsize() > max(0, self._queue_size - 2):
+        while subscriber.queue.qsize() > self._queue_size - 2:
             subscriber.queue.get_nowait()
-        subscriber.queue.put_nowait(("", DROPPED))
+        subscriber.queue.put_nowait(("", final))
         subscriber.queue.put_nowait(None)
 
     def _end(self, subscriber: _Subscriber) -> None:

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from app.rest import commands, config, events, heartbeat, operations, registration, streams
 from app.rest.graphql import add_graphql_route
+from app.rest.openapi import OPENAPI_PATH, openapi_json
 
 SATELLITE = "/api/satellites/{satellite_id}"
 
@@ -13,6 +14,7 @@ SATELLITE = "/api/satellites/{satellite_id}"
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/health", operations.health)
     app.router.add_get("/metrics", operations.metrics)
+    app.router.add_get(OPENAPI_PATH, openapi_json)
     app.router.add_get("/api/satellites/register/status", operations.registration_status)
     app.router.add_post("/api/satellites/register", registration.register)
     app.router.add_post(f"{SATELLITE}/heartbeat", heartbeat.heartbeat)

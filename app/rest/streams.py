@@ -154,7 +154,7 @@ async def satellites(request: web.Request) -> web.StreamResponse:
 
 async def _follow_sessions(app: web.Application) -> None:
     rt = app[RUNTIME_KEY]
-    rt.tasks.start(rt.live.follow(rt.bus), name="live-connections")
+    rt.tasks.start(rt.live.follow(rt.bus, rt.shutting_down), name="live-connections")
 
 
 async def _end_live_connections(app: web.Application) -> None:

@@ -8,6 +8,14 @@ generation in the in-memory fleet, so a rotated key stops working as soon as
 this instance knows about the rotation (at once through the bus; within one
 refresh interval for changes made by another process such as the CLI).
 
+While the bus cannot be trusted (a networked bus disconnected, or reconnected
+but not yet re-read: `rt.fleet.in_sync()` is False), rotations made on other
+instances may not have reached memory, so the satellite's row is read from the
+database for every request instead: a cache hit is confirmed against the stored
+key generation and a key id is looked up in the database, never in memory. The
+cache itself is kept (re-verifying every key with Argon2 during an outage would
+cost CPU and prove nothing more).
+
 Repeated failures from one address are rate limited (API keys and
 registration tokens together); keys already verified keep working from that
 address (fleets share NAT addresses).
@@ -192,9 +200,10 @@ async def authenticate_satellite(
     if authorization is not None and authorization.startswith("Bearer "):
         presented = authorization[len("Bearer "):].strip()
     digest = cache.digest(presented)
+    trusted = rt.fleet.in_sync()
     hit = cache.verified(digest) if presented else None
     if hit is not None:
-        state = rt.fleet.get(hit.satellite_id)
+        state = rt.fleet.get(hit.satellite_id) if trusted else await _reread(rt, hit.satellite_id)
         if state is not None and state.key_generation == hit.key_generation:
             return state
         cache.forget(digest)
@@ -204,7 +213,7 @@ async def authenticate_satellite(
         reason = "malformed_header" if parsed is None else "recently_failed_key"
         key_id = parsed.key_id if parsed else None
         await _fail(rt, digest, address, reason, key_id)
-    state = rt.fleet.by_key_id(parsed.key_id)
+    state = rt.fleet.by_key_id(parsed.key_id) if trusted else None
     if state is None:
         row = await Satellite.get_or_none(api_key_id=parsed.key_id)
         if row is not None and row.status is not SatelliteStatus.DELETED:
@@ -218,6 +227,14 @@ async def authenticate_satellite(
         await _fail(rt, digest, address, "key_rotated", parsed.key_id)
     cache.remember_success(digest, state.id, generation)
     return state
+
+
+async def _reread(rt: Runtime, satellite_id: str) -> SatelliteState | None:
+    """The satellite as the database has it now (memory updated), None if gone."""
+    row = await Satellite.get_or_none(id=satellite_id)
+    if row is None:
+        return None
+    return rt.fleet.apply_row(row)  # None for a deleted satellite
 
 
 async def _fail(

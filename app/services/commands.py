@@ -4,10 +4,12 @@ Delivery semantics: a command is delivered at most once per lease and at least
 once overall; its terminal result is recorded once.
 
 - `enqueue_command` writes a `pending` row and wakes the satellite's long polls.
-- `poll_commands` claims pending commands in priority order, each with one
-  conditional UPDATE (`... WHERE status = 'pending'`), so concurrent polls, even
-  from several processes, never hand one command out twice within a lease. An
-  idle poll is answered from memory (the fleet's pending-work flag).
+- `poll_commands` claims pending commands in priority order: on PostgreSQL the
+  rows are locked with `SELECT … FOR UPDATE SKIP LOCKED` and claimed in one
+  transaction; on SQLite (no row locks) each with one conditional UPDATE
+  (`... WHERE status = 'pending'`). Either way concurrent polls, even from
+  several processes or instances, never hand one command out twice within a
+  lease. An idle poll is answered from memory (the fleet's pending-work flag).
 - `record_command_result` applies the satellite's report with a conditional
   UPDATE on the status it read; late results are kept.
 - `requeue_expired_leases` / `expire_undelivered` are the periodic jobs: bulk
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from tortoise.expressions import F
 from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
 
 from app.bus import Channels
 from app.errors import Conflict, NotFound, ValidationError
@@ -42,6 +45,7 @@ from app.models.enums import (
 from app.services.actors import Actor
 from app.services.audit import record_audit
 from app.services.clock import iso, utcnow
+from app.services.event_store import is_postgres
 from app.services.fleet import SatelliteState
 from app.services.json_objects import checked_json_object
 
@@ -291,32 +295,11 @@ async def _claim(rt: Runtime, state: SatelliteState, limit: int) -> PollResult:
     epoch = state.pending_epoch
     now = utcnow()
     lease_expires_at = now + timedelta(seconds=rt.settings.command_lease_seconds)
-    delivered: list[SatelliteCommand] = []
-    left_pending_rank: int | None = None
-    saw_every_pending_row = False
-    # A claim lost to a concurrent poll is made up from the next candidates, so a
-    # poll never comes back empty while something it could take is still pending.
-    # Each lost row was taken by someone else, so the rounds always make progress.
-    for _ in range(_CLAIM_ROUNDS):
-        wanted = limit - len(delivered)
-        candidates = (
-            await SatelliteCommand.filter(
-                satellite_id=state.id, status=CommandStatus.PENDING, expires_at__gt=now
-            )
-            .order_by("priority_rank", "created_at", "id")
-            .limit(wanted + 1)
-        )
-        for candidate in candidates:
-            if len(delivered) >= limit:
-                left_pending_rank = candidate.priority_rank
-                break
-            if await _claim_one(candidate, now, lease_expires_at):
-                delivered.append(candidate)
-        if left_pending_rank is not None:
-            break  # the page is full and more is waiting
-        if len(candidates) <= wanted:
-            saw_every_pending_row = True
-            break
+    if is_postgres(SatelliteCommand._meta.db):
+        claim = await _claim_skip_locked(state.id, now, lease_expires_at, limit)
+    else:
+        claim = await _claim_conditional(state.id, now, lease_expires_at, limit)
+    delivered, left_pending_rank, saw_every_pending_row = claim
     if saw_every_pending_row:
         # Nothing is left unless something was marked pending since `epoch`.
         rt.fleet.clear_pending_if_unchanged(state, epoch)
@@ -331,26 +314,99 @@ async def _claim(rt: Runtime, state: SatelliteState, limit: int) -> PollResult:
     return _poll_result([_wire_command(command) for command in delivered], min(ranks, default=None))
 
 
+_Claim = tuple[list[SatelliteCommand], int | None, bool]
+"""(commands claimed, rank of a pending command left for later, saw every pending row)."""
+
+
+def _pending_for(satellite_id: str, now: datetime) -> QuerySet[SatelliteCommand]:
+    return SatelliteCommand.filter(
+        satellite_id=satellite_id, status=CommandStatus.PENDING, expires_at__gt=now
+    ).order_by("priority_rank", "created_at", "id")
+
+
+def _claimed_fields(now: datetime, lease_expires_at: datetime) -> dict[str, Any]:
+    return {"status": CommandStatus.ACKNOWLEDGED, "attempts": F("attempts") + 1,
+            "delivered_at": now, "lease_expires_at": lease_expires_at, "updated_at": now}
+
+
+def _mark_claimed(command: SatelliteCommand, now: datetime, lease_expires_at: datetime) -> None:
+    command.status = CommandStatus.ACKNOWLEDGED
+    command.attempts += 1
+    command.delivered_at = now
+    command.lease_expires_at = lease_expires_at
+    command.updated_at = now
+
+
+async def _claim_skip_locked(
+    satellite_id: str, now: datetime, lease_expires_at: datetime, limit: int
+) -> _Claim:
+    """PostgreSQL: lock the best pending rows nobody else holds, claim them, commit.
+
+    `FOR UPDATE SKIP LOCKED` hands concurrent polls (in any instance) disjoint
+    rows without waiting on each other; the UPDATE keeps the status condition,
+    so a row changed since (cancelled, expired) is never delivered. One extra
+    row is locked to learn whether more is waiting.
+    """
+    async with in_transaction() as conn:
+        candidates = await (
+            _pending_for(satellite_id, now).limit(limit + 1)
+            .select_for_update(skip_locked=True).using_db(conn)
+        )
+        taken = candidates[:limit]
+        if taken:
+            claimed = await SatelliteCommand.filter(
+                id__in=[command.id for command in taken], status=CommandStatus.PENDING
+            ).using_db(conn).update(**_claimed_fields(now, lease_expires_at))
+            if claimed != len(taken):  # cannot happen while we hold the row locks
+                raise RuntimeError("claimed rows changed under their locks")
+        # Skipped rows (locked by another claimer, whose transaction may yet roll
+        # back) still read as pending here: only with none left is the queue empty.
+        drained = len(candidates) <= limit and not await (
+            _pending_for(satellite_id, now).using_db(conn).exists()
+        )
+    for command in taken:
+        _mark_claimed(command, now, lease_expires_at)
+    left_pending_rank = candidates[limit].priority_rank if len(candidates) > limit else None
+    return taken, left_pending_rank, drained
+
+
+async def _claim_conditional(
+    satellite_id: str, now: datetime, lease_expires_at: datetime, limit: int
+) -> _Claim:
+    """SQLite (no row locks): select candidates, claim each with a conditional UPDATE."""
+    delivered: list[SatelliteCommand] = []
+    left_pending_rank: int | None = None
+    saw_every_pending_row = False
+    # A claim lost to a concurrent poll is made up from the next candidates, so a
+    # poll never comes back empty while something it could take is still pending.
+    # Each lost row was taken by someone else, so the rounds always make progress.
+    for _ in range(_CLAIM_ROUNDS):
+        wanted = limit - len(delivered)
+        candidates = await _pending_for(satellite_id, now).limit(wanted + 1)
+        for candidate in candidates:
+            if len(delivered) >= limit:
+                left_pending_rank = candidate.priority_rank
+                break
+            if await _claim_one(candidate, now, lease_expires_at):
+                delivered.append(candidate)
+        if left_pending_rank is not None:
+            break  # the page is full and more is waiting
+        if len(candidates) <= wanted:
+            saw_every_pending_row = True
+            break
+    return delivered, left_pending_rank, saw_every_pending_row
+
+
 async def _claim_one(
     candidate: SatelliteCommand, now: datetime, lease_expires_at: datetime
 ) -> bool:
     """One conditional UPDATE: only the caller that still sees `pending` gets the command."""
     claimed = await SatelliteCommand.filter(
         id=candidate.id, status=CommandStatus.PENDING, expires_at__gt=now
-    ).update(
-        status=CommandStatus.ACKNOWLEDGED,
-        attempts=F("attempts") + 1,
-        delivered_at=now,
-        lease_expires_at=lease_expires_at,
-        updated_at=now,
-    )
+    ).update(**_claimed_fields(now, lease_expires_at))
     if claimed != 1:
         return False  # another poll (maybe in another process) took it
-    candidate.status = CommandStatus.ACKNOWLEDGED
-    candidate.attempts += 1
-    candidate.delivered_at = now
-    candidate.lease_expires_at = lease_expires_at
-    candidate.updated_at = now
+    _mark_claimed(candidate, now, lease_expires_at)
     return True
 
 

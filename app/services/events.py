@@ -59,10 +59,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pydantic
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.exceptions import BaseORMException
 from tortoise.transactions import in_transaction
 
 from app.bus import Channels
+from app.db import DATABASE_ERRORS
 from app.models import (
     McpClientActivity,
     McpInstallation,
@@ -485,7 +485,8 @@ async def _insert_events(conn: BaseDBAsyncClient, batches: Sequence[_Batch]) -> 
     for start in range(0, len(rows), INSERT_CHUNK_ROWS):
         chunk = rows[start:start + INSERT_CHUNK_ROWS]
         sql = insert_sql(conn, SatelliteEvent, _EVENT_COLUMNS, len(chunk), _EVENT_RETURNING)
-        _, returned = await conn.execute_query(sql, [value for row in chunk for value in row])
+        # execute_query_dict: asyncpg's execute_query drops the RETURNING rows of an INSERT.
+        returned = await conn.execute_query_dict(sql, [value for row in chunk for value in row])
         inserted.update(((str(row["satellite_id"]), str(row["client_event_id"])), int(row["id"]))
                         for row in returned)
     existing = await _existing_event_ids(conn, [key for key in unique if key not in inserted])
@@ -770,7 +771,7 @@ def _when(value: Any, default: datetime) -> datetime:
 
 
 # ---- the use case ---------------------------------------------------------------
-_RETRYABLE = (BaseORMException, OSError, ValueError, TypeError)
+_RETRYABLE: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, ValueError, TypeError)
 
 
 async def _write_batches(batches: list[_Batch]) -> None:

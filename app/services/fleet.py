@@ -11,6 +11,13 @@ design.md §5, "Hot paths run from memory": authentication, status and
 - `refresh_loop()`: one periodic query per instance (not one per waiter) that
   picks up rows changed by other processes (the CLI) and pending commands.
 
+Bus messages are hints. While a networked bus is disconnected, or has
+reconnected but this instance has not re-read the database since, the fleet is
+not `in_sync()`: the refresh runs every `_DEGRADED_REFRESH_SECONDS` (so held
+long polls still wake within about a second) and authentication confirms key
+generations in the database. A reconnection ends the subscription of
+`follow_bus()` (`RESYNC`), which re-reads at once and subscribes again.
+
 Heartbeat telemetry (last heartbeat, metrics, online) is owned by memory on
 this instance and persisted by the heartbeat flusher; a refresh never
 overwrites it.
@@ -21,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +46,8 @@ log = logging.getLogger(__name__)
 # Rows changed this long before the last refresh are re-read, covering clock skew
 # between processes and transactions that committed late.
 _REFRESH_OVERLAP = timedelta(seconds=5)
+# The refresh interval while the bus cannot be trusted (disconnected or not yet re-read).
+_DEGRADED_REFRESH_SECONDS = 0.5
 
 
 @dataclass(slots=True)
@@ -105,6 +115,10 @@ class FleetState:
         self._by_id: dict[str, SatelliteState] = {}
         self._by_key_id: dict[str, str] = {}
         self._watermark: datetime | None = None
+        # The bus epoch as of the last full re-read of the database (-1: none yet).
+        self._synced_epoch = bus.epoch if bus.connected else -1
+        self._resync_requested = asyncio.Event()
+        self._degraded_logged = False
 
     # ---- reads -------------------------------------------------------------
     def get(self, satellite_id: str) -> SatelliteState | None:
@@ -124,10 +138,26 @@ class FleetState:
     async def load(self) -> None:
         """Read every live satellite once at start-up."""
         started = utcnow()
+        epoch, connected = self._bus.epoch, self._bus.connected
         rows = await Satellite.exclude(status=SatelliteStatus.DELETED)
         for row in rows:
             self.apply_row(row, with_telemetry=True)
         self._watermark = started
+        if connected:
+            self._synced_epoch = epoch
+
+    # ---- trusting the bus --------------------------------------------------
+    def in_sync(self) -> bool:
+        """True when memory may rely on bus messages: connected, and re-read since the
+        last (re)connection. Always true with the in-process bus."""
+        return self._bus.connected and self._synced_epoch == self._bus.epoch
+
+    async def resync(self) -> None:
+        """Re-read what bus messages may have missed, then trust the bus again."""
+        epoch, connected = self._bus.epoch, self._bus.connected
+        await self.refresh_once()
+        if connected:
+            self._synced_epoch = epoch
 
     def apply_row(self, row: Satellite, *, with_telemetry: bool = False) -> SatelliteState | None:
         """Apply a database row if it is newer than what memory holds."""
@@ -245,22 +275,73 @@ class FleetState:
         self._watermark = now
 
     async def refresh_loop(self, stop: asyncio.Event) -> None:
-        while not await wait_or_stop(stop, self._refresh_seconds):
+        """The periodic re-read; every `_DEGRADED_REFRESH_SECONDS` while the bus cannot
+        be trusted (`in_sync()`, checked that often), at once when a resync is asked for."""
+        tick = min(self._refresh_seconds, _DEGRADED_REFRESH_SECONDS)
+        last = time.monotonic()
+        while not await self._wait(stop, tick):
+            in_sync = self.in_sync()
+            self._log_mode(in_sync)
+            if in_sync and time.monotonic() - last < self._refresh_seconds - tick / 2:
+                continue
+            last = time.monotonic()
             try:
-                await self.refresh_once()
+                if not in_sync and self._bus.connected:
+                    await self.resync()
+                else:
+                    await self.refresh_once()
             except Exception:
                 log.exception("fleet refresh failed; retrying")
 
+    async def _wait(self, stop: asyncio.Event, seconds: float) -> bool:
+        """Sleep up to `seconds` or until a resync is requested; True when `stop` is set."""
+        if not self._resync_requested.is_set():
+            # Event waits hold no database connection: cancelling them is safe.
+            waiters = {asyncio.ensure_future(stop.wait()),
+                       asyncio.ensure_future(self._resync_requested.wait())}
+            try:
+                await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+        self._resync_requested.clear()
+        return stop.is_set()
+
+    def _log_mode(self, in_sync: bool) -> None:
+        if not in_sync and not self._degraded_logged:
+            self._degraded_logged = True
+            log.warning(
+                "bus not trusted (disconnected or reconnecting): pending commands and "
+                "changed satellites are re-read from the database every %.1f s",
+                min(self._refresh_seconds, _DEGRADED_REFRESH_SECONDS),
+            )
+        elif in_sync and self._degraded_logged:
+            self._degraded_logged = False
+            log.warning("bus trusted again: back to the normal refresh interval")
+
     async def follow_bus(self) -> None:
-        """Apply other instances' changes and command wake-ups as they are published."""
-        async for channel, message in self._bus.subscribe(
-            [Channels.SATELLITE_CHANGED, Channels.COMMANDS_PENDING]
-        ):
-            satellite_id = str(message.get("satellite_id", ""))
-            if channel == Channels.COMMANDS_PENDING:
-                self.mark_pending(satellite_id)
-            elif channel == Channels.SATELLITE_CHANGED:
-                try:
-                    await self.reload(satellite_id)
-                except Exception:
-                    log.exception("reloading a changed satellite failed")
+        """Apply other instances' changes and command wake-ups as they are published.
+
+        A dropped subscription (this subscriber fell behind, or the bus reconnected
+        and messages may have been missed) asks for an immediate re-read from the
+        database and subscribes again; the loop ends when the bus closes.
+        """
+        while True:
+            dropped = False
+            async for channel, message in self._bus.subscribe(
+                [Channels.SATELLITE_CHANGED, Channels.COMMANDS_PENDING]
+            ):
+                if channel == Channels.COMMANDS_PENDING:
+                    self.mark_pending(str(message.get("satellite_id", "")))
+                elif channel == Channels.SATELLITE_CHANGED:
+                    try:
+                        await self.reload(str(message.get("satellite_id", "")))
+                    except Exception:
+                        log.exception("reloading a changed satellite failed")
+                elif message.get("type") == "subscriber_dropped":
+                    dropped = True
+            if not dropped:
+                return
+            self._synced_epoch = -1  # not trusted until the re-read below has run
+            self._resync_requested.set()
+

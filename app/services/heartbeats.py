@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from tortoise.exceptions import BaseORMException, IntegrityError
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from app.bus import Channels
 from app.config import Settings
+from app.db import DATABASE_ERRORS
 from app.metrics import Metrics
 from app.models import Satellite, SatelliteHeartbeat
 from app.models.enums import SatelliteStatus
@@ -210,7 +211,7 @@ class HeartbeatRecorder:
             existing = set(
                 await Satellite.filter(id__in=list(wanted)).values_list("id", flat=True)
             )
-        except BaseORMException:
+        except DATABASE_ERRORS:
             return
         vanished = wanted - {str(satellite_id) for satellite_id in existing}
         if not vanished:
@@ -328,7 +329,7 @@ async def _activate(rt: Runtime, state: SatelliteState, address: str) -> None:
         if changed is None:
             await rt.fleet.reload(state.id)
             return
-    except (BaseORMException, OSError):
+    except DATABASE_ERRORS:
         # Never fail a heartbeat for the database: the next heartbeat activates.
         if state.status is SatelliteStatus.ACTIVE:
             state.status = SatelliteStatus.INACTIVE
@@ -343,7 +344,7 @@ async def _activate(rt: Runtime, state: SatelliteState, address: str) -> None:
             object_id=state.id,
             team_id=state.team_id,
         )
-    except (BaseORMException, OSError):
+    except DATABASE_ERRORS:
         log.warning("recording an activation failed", exc_info=True,
                     extra={"op": "heartbeat.activate", "satellite_id": state.id})
 

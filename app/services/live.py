@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from app.bus import DROPPED, Bus, Channels, Message
-from app.models import SatelliteEvent
+from app.models import SatelliteEvent, Session
 from app.models.enums import SatelliteStatus, SatelliteType
 from app.services import reads
+from app.services.fleet import wait_or_stop
 from app.services.principals import Principal, load_principal
 from app.services.scope import Kind, can_see
 
@@ -410,19 +411,39 @@ class LiveHub:
         """Shutdown: every connection ends (sockets get a close frame), bounded in time."""
         await self._end(list(self._connections), SHUTDOWN, grace_seconds)
 
-    async def follow(self, bus: Bus) -> None:
-        """Apply session ends and membership changes as they are published (until the bus ends)."""
-        async for channel, message in bus.subscribe(
-            [Channels.SESSIONS_ENDED, Channels.MEMBERSHIPS_CHANGED]
-        ):
+    async def revalidate(self) -> None:
+        """After messages may have been missed: end connections whose session is gone and
+        reload everyone's memberships from the database."""
+        sessions = {c.principal.session_id for c in self._connections
+                    if c.principal is not None and c.principal.session_id is not None}
+        alive = set(await Session.filter(id__in=sorted(sessions)).values_list("id", flat=True))
+        await self.end_sessions(sessions - alive, "session ended")
+        for user_id in {c.principal.user_id for c in self._connections if c.principal}:
+            await self.reload_user(user_id)
+
+    async def follow(self, bus: Bus, stop: asyncio.Event) -> None:
+        """Apply session ends and membership changes as they are published, until `stop`;
+        after a drop or a reconnect (messages may be lost), revalidate and subscribe again."""
+        channels = [Channels.SESSIONS_ENDED, Channels.MEMBERSHIPS_CHANGED]
+        while not stop.is_set():
+            async for channel, message in bus.subscribe(channels):
+                try:
+                    if channel == Channels.SESSIONS_ENDED:
+                        ids = [str(i) for i in message.get("session_ids") or ()]
+                        await self.end_sessions(ids,
+                                                str(message.get("reason") or "session ended"))
+                    elif channel == Channels.MEMBERSHIPS_CHANGED:
+                        await self.reload_user(str(message.get("user_id")))
+                except Exception:
+                    log.exception("applying a session or membership change to live "
+                                  "connections failed")
+            if stop.is_set():
+                return
             try:
-                if channel == Channels.SESSIONS_ENDED:
-                    ids = [str(i) for i in message.get("session_ids") or ()]
-                    await self.end_sessions(ids, str(message.get("reason") or "session ended"))
-                elif channel == Channels.MEMBERSHIPS_CHANGED:
-                    await self.reload_user(str(message.get("user_id")))
+                await self.revalidate()
             except Exception:
-                log.exception("applying a session or membership change to live connections failed")
+                log.exception("revalidating live connections after a bus resync failed")
+            await wait_or_stop(stop, 0.1)
 
 
 __all__ = [

@@ -175,7 +175,8 @@ async def authenticate_session(
         return None
     digest = session_digest(rt, token)
     now = utcnow()
-    cached = rt.session_cache.get(digest, now)
+    # While the bus may be missing messages (another instance's logout), ask the database.
+    cached = rt.session_cache.get(digest, now) if rt.fleet.in_sync() else None
     if cached is not None:
         return replace(cached, address=address)
     session = await Session.get_or_none(id=digest)

@@ -17,6 +17,7 @@ from app.services.runtime import Runtime
 from tests.cli.conftest import Cli
 from tests.fixtures.people import TeamFactory, UserFactory
 from tests.fixtures.satellites import SatelliteFactory
+from tests.fixtures.server import stored_bytes
 
 ID = re.compile(r"^[0-9a-f]{32}$")
 FILESYSTEM = ["--server", "filesystem", "--env", "ROOT_DIR=/srv/data"]
@@ -89,10 +90,7 @@ async def test_a_secret_value_is_stored_encrypted_and_keeps_its_equals_signs(
     stored = (await McpInstallation.get(id=result.line)).env
     assert is_encrypted(stored["DB_PASSWORD"])
     assert rt.secrets.decrypt(stored["DB_PASSWORD"]) == "hunter2=xyz=="
-    database = rt.settings.database_url.removeprefix("sqlite://")
-    for path in (database, database + "-wal"):
-        if Path(path).exists():
-            assert b"hunter2=xyz" not in Path(path).read_bytes()
+    assert b"hunter2=xyz" not in await stored_bytes(rt.settings)
 
 
 async def test_a_missing_required_value_installs_awaiting_config_and_says_so(

@@ -6,22 +6,16 @@ Needs PostgreSQL (TEST_DATABASE_URL); on SQLite the one server process always le
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from app.jobs.leader import Leadership
-from tests.fixtures.server import make_settings
-
-POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "")
-needs_postgres = pytest.mark.skipif(
-    not POSTGRES_URL.startswith(("postgres://", "postgresql://")),
-    reason="SKIPPED LOUDLY: leader election needs PostgreSQL; set TEST_DATABASE_URL",
-)
+from tests.fixtures.server import make_settings, postgres_only
 
 
+@pytest.mark.sqlite_only(reason="on PostgreSQL leading takes the advisory lock (next test)")
 async def test_on_sqlite_the_only_instance_leads(tmp_path: Path) -> None:
     leadership = Leadership(make_settings(tmp_path))
     assert leadership.is_leader
@@ -31,9 +25,9 @@ async def test_on_sqlite_the_only_instance_leads(tmp_path: Path) -> None:
     assert leadership.is_leader
 
 
-@needs_postgres
+@postgres_only
 async def test_one_instance_leads_and_another_takes_over(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, database_url=POSTGRES_URL, jobs_interval_seconds=0.05)
+    settings = make_settings(tmp_path, jobs_interval_seconds=0.05)  # the test's own database
     first, second = Leadership(settings), Leadership(settings)
     stop_first, stop_second = asyncio.Event(), asyncio.Event()
     runs = [asyncio.create_task(first.run(stop_first))]

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 
 from app.bus import Channels
@@ -27,6 +28,7 @@ from app.services.commands import (
 from app.services.fleet import SatelliteState
 from app.services.runtime import Runtime
 from tests.fixtures.satellites import SatelliteFactory
+from tests.fixtures.server import postgres_only
 
 Message = tuple[str, dict[str, Any]]
 
@@ -376,3 +378,49 @@ async def test_poll_held_when_shutting_down_answers_empty(
     rt.shutting_down.clear()
 
     assert page.commands == []
+
+
+async def test_concurrent_claimers_never_get_the_same_command_within_its_lease(
+    rt: Runtime, make_satellite: SatelliteFactory
+) -> None:
+    # Eight claimers at once, two commands each at most, until the queue is empty: on
+    # PostgreSQL they run on separate pooled connections (FOR UPDATE SKIP LOCKED), on
+    # SQLite they interleave on the one connection (conditional UPDATEs).
+    state = await satellite_state(make_satellite, rt)
+    created = {(await new_command(rt, state)).id for _ in range(24)}
+    delivered: list[str] = []
+
+    async def claimer() -> None:
+        while True:
+            page = await poll_commands(rt, state, limit=2, wait=0)
+            if not page.commands:
+                return
+            delivered.extend(item["id"] for item in page.commands)
+
+    await asyncio.gather(*(claimer() for _ in range(8)))
+
+    assert sorted(delivered) == sorted(created)  # each exactly once
+    rows = await SatelliteCommand.filter(id__in=list(created))
+    assert {(row.status, row.attempts) for row in rows} == {(CommandStatus.ACKNOWLEDGED, 1)}
+
+
+@postgres_only
+async def test_a_row_locked_by_another_claimer_is_skipped_not_waited_for(
+    rt: Runtime, make_satellite: SatelliteFactory
+) -> None:
+    # Another instance's claim in progress, on its own connection: the poll takes the
+    # next command at once instead of waiting for (or duplicating) the locked one.
+    state = await satellite_state(make_satellite, rt)
+    first = await new_command(rt, state, priority=CommandPriority.IMMEDIATE)
+    second = await new_command(rt, state)
+    other = await asyncpg.connect(rt.settings.database_url)
+    try:
+        async with other.transaction():
+            await other.execute(
+                'SELECT 1 FROM "satellite_commands" WHERE "id" = $1 FOR UPDATE', first.id)
+            page = await poll_commands(rt, state, limit=10, wait=0)
+            assert [item["id"] for item in page.commands] == [second.id]
+    finally:
+        await other.close()
+    page = await poll_commands(rt, state, limit=10, wait=0)
+    assert [item["id"] for item in page.commands] == [first.id]

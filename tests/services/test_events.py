@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from tortoise import connections
 
 from app.bus import Channels
 from app.config import Settings
@@ -69,16 +70,28 @@ def discovered(installation: McpInstallation, tool_name: str) -> Json:
                      "tool_count": 1, "tools": [{"tool_name": tool_name}]}}
 
 
+async def poison_tool_named_bad(settings: Settings) -> None:
+    """A real database refusal (a trigger), not a mock: inserting a tool named 'bad' fails."""
+    if settings.is_sqlite:
+        assert settings.sqlite_path is not None
+        other = sqlite3.connect(settings.sqlite_path)
+        other.execute("CREATE TRIGGER poison BEFORE INSERT ON mcp_tools "
+                      "WHEN NEW.tool_name = 'bad' BEGIN SELECT RAISE(ABORT, 'poisoned'); END")
+        other.commit()
+        other.close()
+        return
+    await connections.get("default").execute_script(
+        "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.tool_name = 'bad' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$; "
+        "CREATE TRIGGER poison BEFORE INSERT ON mcp_tools FOR EACH ROW EXECUTE FUNCTION poison();"
+    )
+
+
 async def test_a_failing_write_fails_only_its_own_event(
     rt: Runtime, settings: Settings, satellite: SatelliteState, installation: McpInstallation,
 ) -> None:
     # A real database refusal (a trigger), not a mock: the bulk write fails as a whole.
-    assert settings.sqlite_path is not None
-    other = sqlite3.connect(settings.sqlite_path)
-    other.execute("CREATE TRIGGER poison BEFORE INSERT ON mcp_tools WHEN NEW.tool_name = 'bad' "
-                  "BEGIN SELECT RAISE(ABORT, 'poisoned'); END")
-    other.commit()
-    other.close()
+    await poison_tool_named_bad(settings)
     result = await ingest_events(rt, satellite, [
         executed(installation), discovered(installation, "bad"), executed(installation),
     ])
@@ -116,12 +129,7 @@ async def test_a_failing_batch_never_fails_a_concurrent_batch(
     rt: Runtime, settings: Settings, make_satellite: SatelliteFactory,
     installation: McpInstallation,
 ) -> None:
-    assert settings.sqlite_path is not None
-    other = sqlite3.connect(settings.sqlite_path)
-    other.execute("CREATE TRIGGER poison BEFORE INSERT ON mcp_tools WHEN NEW.tool_name = 'bad' "
-                  "BEGIN SELECT RAISE(ABORT, 'poisoned'); END")
-    other.commit()
-    other.close()
+    await poison_tool_named_bad(settings)
     good, bad = [rt.fleet.get((await make_satellite()).id) for _ in range(2)]
     assert good is not None
     assert bad is not None

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
 from app.bus import Channels, Message
@@ -172,11 +173,23 @@ async def test_pending_heartbeats_are_written_at_shutdown(tmp_path: Path) -> Non
         assert await send(http, satellite, heartbeat_body(cpu=77)) == 200
         assert rt.heartbeats.pending_history == 1
 
-    assert settings.sqlite_path is not None
-    with sqlite3.connect(settings.sqlite_path) as database:
-        (count,) = database.execute(
-            "SELECT COUNT(*) FROM satellite_heartbeats WHERE satellite_id = ?", (satellite.id,)
-        ).fetchone()
+    # Read back through a connection of our own: the server's are closed.
+    if settings.is_sqlite:
+        assert settings.sqlite_path is not None
+        with sqlite3.connect(settings.sqlite_path) as database:
+            (count,) = database.execute(
+                "SELECT COUNT(*) FROM satellite_heartbeats WHERE satellite_id = ?",
+                (satellite.id,),
+            ).fetchone()
+    else:
+        other = await asyncpg.connect(settings.database_url)
+        try:
+            count = await other.fetchval(
+                "SELECT COUNT(*) FROM satellite_heartbeats WHERE satellite_id = $1",
+                satellite.id,
+            )
+        finally:
+            await other.close()
     assert count == 1
 
 

@@ -35,6 +35,7 @@ from app.services.satellite_config import render_satellite_config
 from tests.fixtures.mcp import CATALOG, InstallFactory, import_test_catalog
 from tests.fixtures.people import TeamFactory, UserFactory
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite
+from tests.fixtures.server import stored_bytes
 
 Json = dict[str, Any]
 
@@ -151,15 +152,9 @@ async def test_no_plaintext_secret_reaches_the_database_file(
     assert entry["env"]["API_TOKEN"] == "tok-9f8e7d"
     assert entry["secret_metadata"] == {"env": ["API_TOKEN", "DB_PASSWORD"]}
 
-    database = rt.settings.database_url.removeprefix("sqlite://")
-    for path in (database, database + "-wal"):
-        try:
-            with open(path, "rb") as handle:
-                content = handle.read()
-        except FileNotFoundError:
-            continue
-        assert b"hunter2-xyz" not in content
-        assert b"tok-9f8e7d" not in content
+    content = await stored_bytes(rt.settings)
+    assert b"hunter2-xyz" not in content
+    assert b"tok-9f8e7d" not in content
 
 
 async def test_team_satellites_get_only_their_team_and_global_ones_get_every_team(
@@ -491,11 +486,11 @@ async def test_an_unreadable_secret_without_a_good_rendering_is_left_out(
 async def test_fetching_an_unchanged_config_rewrites_nothing(
     rt: Runtime, team: Team, satellite: TestSatellite, install: InstallFactory,
 ) -> None:
-    installation = await install(team.id, env={"ROOT_DIR": "/d", "DB_PASSWORD": "pw"})
+    installation = await install(team.id, env={"ROOT_DIR": "/d", "DB_PASSWORD": "pw-5f0c9e1d"})
     await servers_of(rt, satellite)
     stored = (await McpInstallation.get(id=installation.id)).last_good_rendering
 
     await servers_of(rt, satellite)
 
     assert (await McpInstallation.get(id=installation.id)).last_good_rendering == stored
-    assert "pw" not in json.dumps(stored)
+    assert "pw-5f0c9e1d" not in json.dumps(stored)
