@@ -27,9 +27,7 @@ def require_global_admin(principal: Principal) -> None:
 
 async def require_team_admin(principal: Principal, team_id: str) -> Team:
     """A team the caller administers (global admins administer every team)."""
-    team = await reads.team(principal, team_id)
-    if team is None:
-        raise NotFound("Team not found", code="team_not_found")
+    team = await reads.require_team(principal, team_id)
     if not principal.is_team_admin(team.id):
         raise Forbidden("Only the team's administrators may do this")
     return team
@@ -50,9 +48,7 @@ async def require_satellite_admin(principal: Principal, satellite_id: str) -> Sa
 
 async def require_installation_admin(principal: Principal, installation_id: str
                                      ) -> McpInstallation:
-    installation = await reads.installations(principal).filter(id=installation_id).first()
-    if installation is None:
-        raise NotFound("Installation not found", code="installation_not_found")
+    installation = await reads.require_installation(principal, installation_id)
     if not principal.is_team_admin(installation.team_id):  # type: ignore[attr-defined]
         raise Forbidden("Only the team's administrators may change its installations")
     return installation
@@ -179,9 +175,7 @@ async def _bound_to_installation(
     principal: Principal, satellite: SatelliteRow, command_type: CommandType,
     payload: dict[str, Any], installation_id: str,
 ) -> CommandTarget:
-    installation = await reads.installations(principal).filter(id=installation_id).first()
-    if installation is None:
-        raise NotFound("Installation not found", code="installation_not_found")
+    installation = await reads.require_installation(principal, installation_id)
     team_id: str = installation.team_id  # type: ignore[attr-defined]
     satellite_team: str | None = satellite.team_id  # type: ignore[attr-defined]
     if satellite.satellite_type is SatelliteType.TEAM and team_id != satellite_team:
