@@ -55,6 +55,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         rt.shutting_down.set()
         await rt.bus.close()
         await rt.tasks.stop(rt.settings.shutdown_timeout_seconds)
+        await rt.limits.close()
         await rt.heartbeats.flush()
         await close_database()
 

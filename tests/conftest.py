@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fixtures.threaded",
     "tests.fixtures.mcp",
     "tests.fixtures.graphql",
+    "tests.fixtures.redis",
 ]

@@ -29,7 +29,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -39,10 +38,10 @@ from redis.exceptions import RedisError
 
 from app.bus.base import RESYNC, Message
 from app.bus.memory import InProcessBus
+from app.redis_url import DEFAULT_PREFIX, safe_url, split_prefix
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PREFIX = "groundstation:"
 # After a failed PUBLISH, later publishes skip Redis this long (and only count),
 # so request handlers do not each pay for a connection attempt during an outage.
 _PUBLISH_PAUSE_SECONDS = 1.0
@@ -117,7 +116,7 @@ class RedisBus:
             log.error(
                 "Redis bus not connected at start-up; running degraded (database re-checks) "
                 "and retrying in the background",
-                extra={"op": "bus.redis", "url": _safe_url(self._url)},
+                extra={"op": "bus.redis", "url": safe_url(self._url)},
             )
 
     async def close(self) -> None:
@@ -221,7 +220,7 @@ class RedisBus:
                     log.error(
                         "Redis bus connection lost; long polls and key checks fall back to "
                         "database re-checks until it is back",
-                        extra={"op": "bus.redis", "url": _safe_url(self._url),
+                        extra={"op": "bus.redis", "url": safe_url(self._url),
                                "error": repr(error)},
                     )
                 if failed_since is None:
@@ -303,30 +302,9 @@ class RedisBus:
         self._local.publish_nowait(channel, message)
 
 
-def split_prefix(url: str) -> tuple[str, str | None]:
-    """`(url without channel_prefix, channel_prefix or None)`."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    prefixes = [value for key, value in query if key == "channel_prefix"]
-    if not prefixes:
-        return url, None
-    rest = urlencode([(key, value) for key, value in query if key != "channel_prefix"])
-    return urlunsplit(parts._replace(query=rest)), prefixes[-1] or None
-
-
 def _text(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode()
     if isinstance(value, str):
         return value
     raise TypeError("channel name is neither bytes nor str")
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password, for logs."""
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{host}" if user else f"{scheme}{sep}***@{host}"

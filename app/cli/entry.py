@@ -48,6 +48,7 @@ async def _run_command(
             return await handler(Invocation(rt, args, admin_password))
         finally:
             await rt.bus.close()
+            await rt.limits.close()
     finally:
         await close_database()
 

@@ -9,6 +9,7 @@ from app.models import enums as model
 from app.schema.context import Info, principal_of
 from app.schema.enums import SatelliteStatus
 from app.schema.pagination import Connection, paginate
+from app.schema.selection import asked_for
 from app.schema.types.commands import Command
 from app.schema.types.people import Team
 from app.schema.types.satellites import Satellite
@@ -39,7 +40,20 @@ async def _from_memory(info: Info, rows: list[SatelliteRow]) -> list[Satellite]:
             nodes.append(Satellite.of_state(state))
         elif row.id in loaded:
             nodes.append(Satellite.of(loaded[row.id], info))
+    await _prefetch(info, nodes)
     return nodes
+
+
+async def _prefetch(info: Info, nodes: list[Satellite]) -> None:
+    """Load the page's relations the query asks for, one query each, before the nodes
+    resolve: their fields then answer synchronously (no task per node)."""
+    asked = asked_for(info, ("processCount", "team"))
+    loaders = info.context.loaders
+    if "processCount" in asked and nodes:
+        await loaders.process_count.load_many([node.id for node in nodes])
+    team_ids = {node.team_id for node in nodes if node.team_id is not None}
+    if "team" in asked and team_ids:
+        await loaders.team.load_many(list(team_ids))
 
 
 async def satellite(info: Info, id: strawberry.ID) -> Satellite | None:  # noqa: A002 (GraphQL name)

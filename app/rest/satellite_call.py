@@ -101,7 +101,7 @@ def satellite_route(
             if request.match_info.get("satellite_id") != satellite.id:
                 raise Forbidden("API key does not belong to this satellite")
             if rate_limit is not None:
-                rt.rate_limits.check(satellite.id, rate_limit)
+                await rt.rate_limits.check(satellite.id, rate_limit)
             parsed: Any = None
             if body is not None:
                 limit = (max_body_bytes or _default_limit)(rt)

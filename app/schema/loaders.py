@@ -7,7 +7,7 @@ Loaders that return rows people see go through `scope.scoped`, like every read.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,6 +34,20 @@ if TYPE_CHECKING:
     from app.schema.context import Context
 
 M = TypeVar("M", bound=Model)
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def loaded_or_pending(loader: DataLoader[K, V], key: K) -> V | Awaitable[V]:
+    """The value at once when the loader already has it (a list resolver prefetched the
+    page), else the loader's awaitable. A resolver returning this stays synchronous in
+    the common case: graphql-core then completes a whole page of nodes without a task
+    per node, and still awaits an awaitable when one comes back."""
+    future = loader.cache_map.get(key)
+    if future is not None and future.done() and not future.cancelled() \
+            and future.exception() is None:
+        return future.result()
+    return loader.load(key)
 
 
 def _by_id(model: type[M]) -> Callable[[list[str]], Any]:

@@ -34,12 +34,13 @@ from typing import TYPE_CHECKING, NoReturn
 
 from app.auth.api_keys import parse_api_key, verify_api_key
 from app.config import Settings
-from app.errors import RateLimited, Unauthenticated
+from app.errors import Unauthenticated
 from app.models import Satellite
 from app.models.enums import SatelliteStatus
 from app.services.actors import anonymous_actor
 from app.services.audit import record_audit
 from app.services.fleet import SatelliteState
+from app.services.rate_limits import FailureLimiter
 
 if TYPE_CHECKING:
     from app.services.runtime import Runtime
@@ -48,7 +49,6 @@ log = logging.getLogger(__name__)
 
 _MAX_POSITIVE = 200_000
 _MAX_NEGATIVE = 20_000
-_MAX_TRACKED_ADDRESSES = 50_000
 
 
 @dataclass(slots=True)
@@ -122,63 +122,11 @@ class VerifiedKeyCache:
             return await asyncio.to_thread(verify_api_key, stored_hash, presented)
 
 
-@dataclass(slots=True)
-class _Window:
-    started: float
-    failures: int
-    reported: bool
-
-
-class AuthFailureLimiter:
-    """More than `auth_failure_limit` failures in a window → 429 for the rest of it."""
-
-    def __init__(self, limit: int, window_seconds: float) -> None:
-        self._limit = limit
-        self._window = float(window_seconds)
-        self._by_address: OrderedDict[str, _Window] = OrderedDict()
-
-    def _current(self, address: str) -> _Window | None:
-        window = self._by_address.get(address)
-        if window is not None and time.monotonic() - window.started >= self._window:
-            del self._by_address[address]
-            return None
-        return window
-
-    def retry_after(self, address: str) -> int | None:
-        """Seconds until this address may try again, or None when it is not blocked."""
-        window = self._current(address)
-        if window is None or window.failures <= self._limit:
-            return None
-        return max(1, int(window.started + self._window - time.monotonic() + 0.999))
-
-    def record_failure(self, address: str) -> bool:
-        """Count a failure; True exactly once per window, when the limit is first exceeded."""
-        window = self._current(address)
-        if window is None:
-            window = _Window(time.monotonic(), 0, False)
-            self._by_address[address] = window
-            while len(self._by_address) > _MAX_TRACKED_ADDRESSES:
-                self._by_address.popitem(last=False)
-        window.failures += 1
-        if window.failures > self._limit and not window.reported:
-            window.reported = True
-            return True
-        return False
-
-    def check(self, address: str) -> None:
-        retry = self.retry_after(address)
-        if retry is not None:
-            raise RateLimited(
-                "Too many failed authentications from this address; retry later",
-                retry_after=retry,
-            )
-
-
 async def note_auth_failure(
-    failures: AuthFailureLimiter, address: str, reason: str, details: dict[str, str | None]
+    failures: FailureLimiter, address: str, reason: str, details: dict[str, str | None]
 ) -> None:
     """Count a failed authentication; write a security event when it starts a burst."""
-    if failures.record_failure(address):
+    if await failures.record_failure(address):
         await record_audit(
             "security.auth_failure_burst",
             actor=anonymous_actor(address),
@@ -207,7 +155,7 @@ async def authenticate_satellite(
         if state is not None and state.key_generation == hit.key_generation:
             return state
         cache.forget(digest)
-    rt.auth_failures.check(address)
+    await rt.auth_failures.check(address)
     parsed = parse_api_key(presented) if presented else None
     if parsed is None or cache.recently_failed(digest):
         reason = "malformed_header" if parsed is None else "recently_failed_key"

@@ -344,30 +344,29 @@ async def _claim_skip_locked(
 
     `FOR UPDATE SKIP LOCKED` hands concurrent polls (in any instance) disjoint
     rows without waiting on each other; the UPDATE keeps the status condition,
-    so a row changed since (cancelled, expired) is never delivered. One extra
-    row is locked to learn whether more is waiting.
+    so a row changed since (cancelled, expired) is never delivered. Only rows
+    this poll takes are locked (a locked spare row would hide a deliverable
+    command from a concurrent poll); what is left is read without a lock.
     """
     async with in_transaction() as conn:
-        candidates = await (
-            _pending_for(satellite_id, now).limit(limit + 1)
+        taken = await (
+            _pending_for(satellite_id, now).limit(limit)
             .select_for_update(skip_locked=True).using_db(conn)
         )
-        taken = candidates[:limit]
         if taken:
             claimed = await SatelliteCommand.filter(
                 id__in=[command.id for command in taken], status=CommandStatus.PENDING
             ).using_db(conn).update(**_claimed_fields(now, lease_expires_at))
             if claimed != len(taken):  # cannot happen while we hold the row locks
                 raise RuntimeError("claimed rows changed under their locks")
-        # Skipped rows (locked by another claimer, whose transaction may yet roll
-        # back) still read as pending here: only with none left is the queue empty.
-        drained = len(candidates) <= limit and not await (
-            _pending_for(satellite_id, now).using_db(conn).exists()
-        )
+        # Rows locked by another claimer (whose transaction may yet roll back) still
+        # read as pending here: only with none left is the queue empty.
+        left = await _pending_for(satellite_id, now).using_db(conn).only(
+            "id", "priority_rank").first()
     for command in taken:
         _mark_claimed(command, now, lease_expires_at)
-    left_pending_rank = candidates[limit].priority_rank if len(candidates) > limit else None
-    return taken, left_pending_rank, drained
+    left_pending_rank = None if left is None else left.priority_rank
+    return list(taken), left_pending_rank, left_pending_rank is None
 
 
 async def _claim_conditional(

@@ -1,58 +1,72 @@
-"""Per-satellite token buckets for polls and event batches (protocol.md §11)."""
+"""Rate limits: per-satellite token buckets (protocol.md §11) and failure windows.
+
+The rules live here; the counting is done by a `LimitStore` (`app/limits`), in
+process memory or in Redis, so every instance of a deployment shares one count.
+"""
 
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass
 
 from app.config import Settings
 from app.errors import RateLimited
-
-
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    updated: float
-
-
-@dataclass(frozen=True, slots=True)
-class BucketSpec:
-    rate_per_second: float
-    burst: int
+from app.limits import LimitStore
 
 
 class SatelliteRateLimits:
+    """Polls and event batches, one token bucket per satellite and kind."""
+
     POLL = "poll"
     EVENTS = "events"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, store: LimitStore) -> None:
+        self._store = store
         self._specs = {
-            self.POLL: BucketSpec(settings.poll_rate_per_second, settings.poll_burst),
-            self.EVENTS: BucketSpec(settings.events_rate_per_second, settings.events_burst),
+            self.POLL: (settings.poll_rate_per_second, settings.poll_burst),
+            self.EVENTS: (settings.events_rate_per_second, settings.events_burst),
         }
-        self._buckets: dict[tuple[str, str], _Bucket] = {}
 
-    def check(self, satellite_id: str, kind: str) -> None:
+    async def check(self, satellite_id: str, kind: str) -> None:
         """Take one token or raise `RateLimited` with the seconds until the next one."""
-        spec = self._specs[kind]
-        now = time.monotonic()
-        bucket = self._buckets.get((satellite_id, kind))
-        if bucket is None:
-            bucket = self._buckets[(satellite_id, kind)] = _Bucket(float(spec.burst), now)
-        bucket.tokens = min(
-            float(spec.burst), bucket.tokens + (now - bucket.updated) * spec.rate_per_second
-        )
-        bucket.updated = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return
-        wait = (1.0 - bucket.tokens) / spec.rate_per_second if spec.rate_per_second > 0 else 60
-        raise RateLimited(
-            f"Too many {kind} requests for this satellite; retry later",
-            retry_after=math.ceil(wait),
-        )
+        rate, burst = self._specs[kind]
+        wait = await self._store.take(f"bucket:{kind}:{satellite_id}", rate, burst)
+        if wait > 0:
+            raise RateLimited(
+                f"Too many {kind} requests for this satellite; retry later",
+                retry_after=max(1, math.ceil(wait)),
+            )
 
-    def forget(self, satellite_id: str) -> None:
-        for kind in self._specs:
-            self._buckets.pop((satellite_id, kind), None)
+
+class FailureLimiter:
+    """More than `limit` failures for one key (an address, an e-mail) within a window
+    that starts at the first failure → 429 for the rest of that window."""
+
+    def __init__(
+        self, store: LimitStore, namespace: str, limit: int, window_seconds: float, message: str
+    ) -> None:
+        self._store = store
+        self._namespace = namespace
+        self._limit = limit
+        self._window = float(window_seconds)
+        self._message = message
+
+    def _key(self, key: str) -> str:
+        return f"failures:{self._namespace}:{key}"
+
+    async def retry_after(self, key: str) -> int | None:
+        """Seconds until this key may try again, or None when it is not blocked."""
+        window = await self._store.window(self._key(key))
+        if window.failures <= self._limit:
+            return None
+        return max(1, math.ceil(window.seconds_left))
+
+    async def check(self, key: str) -> None:
+        retry = await self.retry_after(key)
+        if retry is not None:
+            raise RateLimited(self._message, retry_after=retry)
+
+    async def record_failure(self, key: str) -> bool:
+        """Count a failure; True exactly once per window (across instances), when the
+        limit is first exceeded."""
+        window = await self._store.add_failure(self._key(key), self._window)
+        return window.failures == self._limit + 1

@@ -87,7 +87,7 @@ async def register_satellite(
 
     See the module docstring for the rules and their order.
     """
-    rt.auth_failures.check(address)
+    await rt.auth_failures.check(address)
     jti: str | None = None
     name: str | None = None
     try:

@@ -13,12 +13,13 @@ from app.auth.keys import DerivedKeys
 from app.auth.secrets import SecretBox, build_secret_box
 from app.bus import Bus, create_bus
 from app.config import Settings
+from app.limits import LimitStore, create_limit_store
 from app.metrics import Metrics
-from app.services.authentication import AuthFailureLimiter, VerifiedKeyCache
+from app.services.authentication import VerifiedKeyCache
 from app.services.fleet import FleetState
 from app.services.heartbeats import HeartbeatRecorder
 from app.services.live import LiveHub
-from app.services.rate_limits import SatelliteRateLimits
+from app.services.rate_limits import FailureLimiter, SatelliteRateLimits
 from app.services.sessions import SessionCache
 from app.tasks import BackgroundTasks
 
@@ -30,9 +31,12 @@ class Runtime:
     keys: DerivedKeys
     fleet: FleetState
     key_cache: VerifiedKeyCache
-    auth_failures: AuthFailureLimiter
+    # Counters behind every rate limit (shared through Redis when REDIS_URL is set).
+    limits: LimitStore
+    # Failed satellite authentications (API keys, registration tokens), by address.
+    auth_failures: FailureLimiter
     # Failed logins and password checks, keyed by address and by email separately.
-    login_failures: AuthFailureLimiter
+    login_failures: FailureLimiter
     rate_limits: SatelliteRateLimits
     heartbeats: HeartbeatRecorder
     secrets: SecretBox
@@ -46,10 +50,13 @@ class Runtime:
     started_monotonic: float = 0.0
 
 
-def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
+def build_runtime(
+    settings: Settings, bus: Bus | None = None, limits: LimitStore | None = None
+) -> Runtime:
     if settings.secret_key is None:
         raise ValueError("settings.secret_key must be resolved before building the runtime")
     bus = bus or create_bus(settings.redis_url)
+    limits = limits or create_limit_store(settings.redis_url)
     keys = DerivedKeys.from_secret(settings.secret_key)
     metrics = Metrics()
     return Runtime(
@@ -58,13 +65,16 @@ def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
         keys=keys,
         fleet=FleetState(bus, settings.state_refresh_seconds),
         key_cache=VerifiedKeyCache(settings, keys.key_cache_digest),
-        auth_failures=AuthFailureLimiter(
-            settings.auth_failure_limit, settings.auth_failure_window_seconds
+        limits=limits,
+        auth_failures=FailureLimiter(
+            limits, "auth", settings.auth_failure_limit, settings.auth_failure_window_seconds,
+            "Too many failed authentications from this address; retry later",
         ),
-        login_failures=AuthFailureLimiter(
-            settings.login_failure_limit, settings.login_failure_window_seconds
+        login_failures=FailureLimiter(
+            limits, "login", settings.login_failure_limit, settings.login_failure_window_seconds,
+            "Too many failed sign-in attempts; retry later",
         ),
-        rate_limits=SatelliteRateLimits(settings),
+        rate_limits=SatelliteRateLimits(settings, limits),
         heartbeats=HeartbeatRecorder(settings, metrics),
         secrets=build_secret_box(settings, keys.encryption_default),
         metrics=metrics,

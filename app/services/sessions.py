@@ -124,7 +124,7 @@ async def _check_password(rt: Runtime, user: User | None, password: str,
                           address: str | None, email: str) -> bool:
     """Verify with the login limiter around it (429 before any hashing when blocked)."""
     for key in _limit_keys(address, email):
-        rt.login_failures.check(key)
+        await rt.login_failures.check(key)
     if len(password) > MAX_PASSWORD_LENGTH:  # bounds the Argon2 work a client can ask for
         ok = False
     elif user is None:
@@ -133,7 +133,7 @@ async def _check_password(rt: Runtime, user: User | None, password: str,
         ok = await verify_password(user.password_hash, password)
     if not ok:
         for key in _limit_keys(address, email):
-            if rt.login_failures.record_failure(key):
+            if await rt.login_failures.record_failure(key):
                 await record_audit("security.login_failure_burst", actor=anonymous_actor(address),
                                    details={"limited": key.split(":", 1)[0]})
     return ok

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import pytest
@@ -31,44 +28,14 @@ from app.services.authentication import authenticate_satellite
 from app.services.commands import enqueue_command
 from app.services.runtime import Runtime, build_runtime
 from app.services.satellites import rotate_satellite_key
-from tests.fixtures.forwarder import TcpForwarder
+from tests.fixtures.redis import RedisForwarder
 from tests.fixtures.satellites import TestSatellite, satellite_factory
 from tests.fixtures.server import eventually, make_settings, running
-
-TEST_REDIS_URL: str | None = os.environ.get("TEST_REDIS_URL") or None
 
 Item = tuple[str, Message]
 
 
 # ---- fixtures ------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def redis_url() -> str:
-    if TEST_REDIS_URL is None:
-        pytest.skip("TEST_REDIS_URL is not set: the Redis bus tests need a real Redis "
-                    "(e.g. TEST_REDIS_URL=redis://127.0.0.1:6379/0)")
-    client = Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)
-    try:
-        await client.ping()
-    except Exception as error:  # any failure means: no Redis to test against
-        pytest.skip(f"TEST_REDIS_URL={TEST_REDIS_URL} does not answer PING "
-                    f"({type(error).__name__}: {error})")
-    finally:
-        await client.aclose()
-    return TEST_REDIS_URL
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"gs-test-{uuid.uuid4().hex[:12]}:"
-
-
-@pytest.fixture
-async def admin(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 BusFactory = Callable[..., Awaitable[RedisBus]]
@@ -126,30 +93,6 @@ async def subscribe() -> AsyncIterator[Callable[..., Awaitable[Subscription]]]:
     yield factory
     for subscription in opened:
         await subscription.close()
-
-
-class RedisForwarder(TcpForwarder):
-    """The forwarder in front of the real Redis, with the bus URL that goes through it."""
-
-    def __init__(self, redis_url: str) -> None:
-        target = urlsplit(redis_url)
-        super().__init__(target.hostname or "127.0.0.1", target.port or 6379)
-        self._target = target
-
-    def url(self, prefix: str) -> str:
-        netloc = self._target.netloc.rsplit("@", 1)
-        host = f"127.0.0.1:{self.port}"
-        netloc_out = f"{netloc[0]}@{host}" if len(netloc) == 2 else host
-        query = f"channel_prefix={prefix}"
-        return urlunsplit(self._target._replace(netloc=netloc_out, query=query))
-
-
-@pytest.fixture
-async def forwarder(redis_url: str) -> AsyncIterator[RedisForwarder]:
-    proxy = RedisForwarder(redis_url)
-    await proxy.start()
-    yield proxy
-    await proxy.stop()
 
 
 async def kill_reader(admin: Redis, prefix: str) -> int:

@@ -9,6 +9,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+# instances.py holds the helpers' assertions: pytest's detailed messages there too.
+pytest.register_assert_rewrite("tests.scaleout.instances")
+
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 

@@ -7,156 +7,40 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
-from tests.cli.conftest import ROOT, cli_environment, run_cli
-from tests.fixtures.server import make_settings
-from tests.scaleout.conftest import POSTGRES_URL, REDIS_URL
-
-pytestmark = pytest.mark.skipif(
-    not (POSTGRES_URL.startswith(("postgres://", "postgresql://")) and REDIS_URL),
-    reason="SKIPPED LOUDLY: multi-instance tests need PostgreSQL and Redis; set "
-           "TEST_DATABASE_URL=postgres://… and TEST_REDIS_URL=redis://…",
+from app.auth.api_keys import generate_api_key
+from app.models.enums import SatelliteType
+from tests.scaleout.instances import (
+    ENQUEUE,
+    HEARTBEAT,
+    Cluster,
+    Instance,
+    cluster,
+    graphql,
+    heartbeat,
+    needs_postgres_and_redis,
+    poll,
+    subscriptions,
+    until_subscribed,
 )
-PASSWORD = "multi-instance passphrase"
-HEARTBEAT = {"status": "active", "system_metrics": {"cpu_usage_percent": 12.5,
-                                                     "memory_usage_mb": 256},
-             "processes": [], "error_count": 0, "version": "0.1.0"}
 
-
-@dataclass
-class Instance:
-    url: str
-    process: subprocess.Popen[str]
-
-
-@contextmanager
-def serving(env: dict[str, str]) -> Iterator[Instance]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", "0"], env=env, cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()
-        assert url.startswith("http"), f"the server printed no URL (exit {process.poll()})"
-        yield Instance(url, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@dataclass
-class Cluster:
-    a: Instance
-    b: Instance
-    env: dict[str, str]
-    satellite_id: str
-    api_key: str
-    session: str
-
-    @property
-    def key_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"}
-
-
-async def _graphql(http: aiohttp.ClientSession, instance: Instance, session: str | None,
-                   query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {session}"} if session else {}
-    async with http.post(f"{instance.url}/graphql", json={"query": query, "variables": variables},
-                         headers=headers) as response:
-        result: dict[str, Any] = await response.json()
-    assert "errors" not in result, result
-    return result["data"]  # type: ignore[no-any-return]
-
-
-async def _wait_ready(http: aiohttp.ClientSession, instance: Instance) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            async with http.get(f"{instance.url}/api/health") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        assert time.monotonic() < deadline, "instance not healthy in time"
-        await asyncio.sleep(0.1)
-
-
-@asynccontextmanager
-async def cluster(database_url: str, tmp_path: Any, **settings_env: str
-                  ) -> AsyncIterator[tuple[Cluster, aiohttp.ClientSession]]:
-    settings = make_settings(tmp_path, database_url=database_url)
-    prefix = f"gs-test-{secrets.token_hex(4)}"
-    redis = f"{REDIS_URL}{'&' if '?' in REDIS_URL else '?'}channel_prefix={prefix}"
-    env = cli_environment(settings, REDIS_URL=redis, GROUNDSTATION_STATE_REFRESH_SECONDS="60",
-                          GROUNDSTATION_LOG_LEVEL="WARNING", **settings_env)
-    admin = await run_cli(env, tmp_path, "admin", "create", "--email", "ops@example.com",
-                          "--password", PASSWORD)
-    assert admin.returncode == 0, admin
-    token = await run_cli(env, tmp_path, "token", "create", "--scope", "global")
-    assert token.returncode == 0, token
-    with serving(env) as a, serving(env) as b:
-        async with aiohttp.ClientSession() as http:
-            await _wait_ready(http, a)
-            await _wait_ready(http, b)
-            async with http.post(f"{a.url}/api/satellites/register", json={
-                    "name": "edge-satellite-1", "capabilities": []},
-                    headers={"Authorization": f"Bearer {token.line}"}) as response:
-                assert response.status == 200, await response.text()
-                registered = (await response.json())["satellite"]
-            login = await _graphql(http, a, None, """mutation($e: String!, $p: String!) {
-                login(email: $e, password: $p) { token } }""",
-                                   {"e": "ops@example.com", "p": PASSWORD})
-            yield Cluster(a, b, env, registered["id"], registered["api_key"],
-                          login["login"]["token"]), http
-
-
-async def _heartbeat(http: aiohttp.ClientSession, instance: Instance, c: Cluster,
-                     key: str | None = None) -> int:
-    headers = {"Authorization": f"Bearer {key or c.api_key}"}
-    async with http.post(f"{instance.url}/api/satellites/{c.satellite_id}/heartbeat",
-                         json=HEARTBEAT, headers=headers) as response:
-        return response.status
-
-
-async def _poll(http: aiohttp.ClientSession, instance: Instance, c: Cluster,
-                wait: float = 0) -> list[dict[str, Any]]:
-    async with http.get(f"{instance.url}/api/satellites/{c.satellite_id}/commands",
-                        params={"limit": "10", "wait": str(wait)},
-                        headers=c.key_headers) as response:
-        assert response.status == 200, await response.text()
-        commands: list[dict[str, Any]] = (await response.json())["commands"]
-        return commands
-
-
-ENQUEUE = """mutation($id: ID!) { enqueueCommand(satelliteId: $id, commandType: HEALTH_CHECK,
-  priority: IMMEDIATE, payload: {check_type: "connectivity"}) { id } }"""
+pytestmark = needs_postgres_and_redis
 
 
 async def test_a_command_is_delivered_once_to_a_satellite_polling_both(
-    shared_database: str, tmp_path: Any
+    shared_database: str, tmp_path: Path
 ) -> None:
     async with cluster(shared_database, tmp_path) as (c, http):
-        assert await _heartbeat(http, c.a, c) == 200
-        created = await _graphql(http, c.a, c.session, ENQUEUE, {"id": c.satellite_id})
+        assert await heartbeat(http, c.a, c) == 200
+        created = await graphql(http, c.a, c.session, ENQUEUE, {"id": c.satellite_id})
         command_id = created["enqueueCommand"]["id"]
 
-        polls = await asyncio.gather(*[_poll(http, instance, c, wait=1)
+        polls = await asyncio.gather(*[poll(http, instance, c, wait=1)
                                        for instance in (c.a, c.b, c.a, c.b)])
 
         delivered = [command["id"] for poll in polls for command in poll]
@@ -164,14 +48,14 @@ async def test_a_command_is_delivered_once_to_a_satellite_polling_both(
 
 
 async def test_a_long_poll_on_b_wakes_for_a_command_created_through_a(
-    shared_database: str, tmp_path: Any
+    shared_database: str, tmp_path: Path
 ) -> None:
     async with cluster(shared_database, tmp_path) as (c, http):
-        assert await _heartbeat(http, c.b, c) == 200
-        held = asyncio.create_task(_poll(http, c.b, c, wait=10))
+        assert await heartbeat(http, c.b, c) == 200
+        held = asyncio.create_task(poll(http, c.b, c, wait=10))
         await asyncio.sleep(0.5)  # the poll is held on B
         started = time.monotonic()
-        await _graphql(http, c.a, c.session, ENQUEUE, {"id": c.satellite_id})
+        await graphql(http, c.a, c.session, ENQUEUE, {"id": c.satellite_id})
 
         commands = await held
         assert len(commands) == 1
@@ -179,34 +63,35 @@ async def test_a_long_poll_on_b_wakes_for_a_command_created_through_a(
 
 
 async def test_a_key_rotated_through_a_is_refused_by_b_at_once(
-    shared_database: str, tmp_path: Any
+    shared_database: str, tmp_path: Path
 ) -> None:
     async with cluster(shared_database, tmp_path) as (c, http):
-        assert await _heartbeat(http, c.b, c) == 200  # B has verified and cached the key
-        rotated = await _graphql(http, c.a, c.session, """mutation($id: ID!) {
+        assert await heartbeat(http, c.b, c) == 200  # B has verified and cached the key
+        rotated = await graphql(http, c.a, c.session, """mutation($id: ID!) {
             rotateSatelliteKey(id: $id) { apiKey } }""", {"id": c.satellite_id})
         new_key = rotated["rotateSatelliteKey"]["apiKey"]
 
-        assert await _heartbeat(http, c.b, c) == 401
-        assert await _heartbeat(http, c.b, c, key=new_key) == 200
+        assert await heartbeat(http, c.b, c) == 401
+        assert await heartbeat(http, c.b, c, key=new_key) == 200
 
 
 async def test_a_subscriber_on_b_sees_a_heartbeat_sent_to_a(
-    shared_database: str, tmp_path: Any
+    shared_database: str, tmp_path: Path
 ) -> None:
     async with cluster(shared_database, tmp_path) as (c, http):
-        assert await _heartbeat(http, c.a, c) == 200
+        assert await heartbeat(http, c.a, c) == 200
         async with http.ws_connect(f"{c.b.url}/graphql",
                                    protocols=["graphql-transport-ws"]) as socket:
             await socket.send_json({"type": "connection_init",
                                     "payload": {"authToken": c.session}})
             assert (await socket.receive_json(timeout=5))["type"] == "connection_ack"
+            before = await subscriptions(http, c.b)
             await socket.send_json({"id": "1", "type": "subscribe", "payload": {
                 "query": "subscription($id: ID!) { satelliteMetrics(satelliteId: $id) "
                          "{ satelliteId cpuUsagePercent } }",
                 "variables": {"id": c.satellite_id}}})
-            await asyncio.sleep(0.5)  # subscribed on B
-            assert await _heartbeat(http, c.a, c) == 200
+            await until_subscribed(http, c.b, before)
+            assert await heartbeat(http, c.a, c) == 200
 
             message = await socket.receive_json(timeout=5)
         assert message["type"] == "next", json.dumps(message)
@@ -215,14 +100,14 @@ async def test_a_subscriber_on_b_sees_a_heartbeat_sent_to_a(
 
 
 async def test_a_killed_instance_s_lease_is_redelivered_and_completes_once(
-    shared_database: str, tmp_path: Any
+    shared_database: str, tmp_path: Path
 ) -> None:
     fast = {"GROUNDSTATION_COMMAND_LEASE_SECONDS": "2",
             "GROUNDSTATION_JOBS_INTERVAL_SECONDS": "0.5"}
     async with cluster(shared_database, tmp_path, **fast) as (c, http):
-        assert await _heartbeat(http, c.a, c) == 200
-        await _graphql(http, c.a, c.session, ENQUEUE, {"id": c.satellite_id})
-        [first] = await _poll(http, c.a, c, wait=2)
+        assert await heartbeat(http, c.a, c) == 200
+        await graphql(http, c.a, c.session, ENQUEUE, {"id": c.satellite_id})
+        [first] = await poll(http, c.a, c, wait=2)
         c.a.process.kill()  # kill -9 while the satellite holds the command's lease
         c.a.process.wait()
 
@@ -230,7 +115,7 @@ async def test_a_killed_instance_s_lease_is_redelivered_and_completes_once(
         deadline = time.monotonic() + 15
         while not redelivered:
             assert time.monotonic() < deadline, "the command was not redelivered after its lease"
-            redelivered = await _poll(http, c.b, c, wait=1)
+            redelivered = await poll(http, c.b, c, wait=1)
         [again] = redelivered
         assert (again["id"], again["attempt"]) == (first["id"], 2)
 
@@ -240,7 +125,73 @@ async def test_a_killed_instance_s_lease_is_redelivered_and_completes_once(
                                        "result": {"ok": True}},
                                  headers=c.key_headers) as response:
                 assert response.status == 200
-        command = await _graphql(http, c.b, c.session, """query($id: ID!) {
+        command = await graphql(http, c.b, c.session, """query($id: ID!) {
             command(id: $id) { status attempts } }""", {"id": first["id"]})
         assert command["command"] == {"status": "COMPLETED", "attempts": 2}
-        assert await _poll(http, c.b, c) == []
+        assert await poll(http, c.b, c) == []
+
+
+async def _call(http: aiohttp.ClientSession, instance: Instance, c: Cluster, route: str,
+                key: str) -> tuple[int, dict[str, Any], str | None]:
+    """A poll (`commands`) or a heartbeat with `key`: status, body and Retry-After."""
+    url = f"{instance.url}/api/satellites/{c.satellite_id}/{route}"
+    headers = {"Authorization": f"Bearer {key}"}
+    request = (http.get(url, headers=headers) if route == "commands"
+               else http.post(url, json=HEARTBEAT, headers=headers))
+    async with request as response:
+        body: dict[str, Any] = await response.json()
+        return response.status, body, response.headers.get("Retry-After")
+
+
+BURSTS = """query { auditLog(first: 100) { edges { node { action actor { address } } } } }"""
+
+
+async def test_rate_limits_are_shared_by_the_instances(
+    shared_database: str, tmp_path: Path
+) -> None:
+    limits = {"GROUNDSTATION_POLL_BURST": "4", "GROUNDSTATION_POLL_RATE_PER_SECOND": "0.01",
+              "GROUNDSTATION_AUTH_FAILURE_LIMIT": "3"}
+    async with cluster(shared_database, tmp_path, **limits) as (c, http):
+        for instance in (c.a, c.b):  # the key is verified (and cached) on both instances
+            assert await heartbeat(http, instance, c) == 200
+
+        # Polls: one budget of 4 for the satellite, spent alternately on A and B …
+        for instance in (c.a, c.b, c.a, c.b):
+            status, body, _ = await _call(http, instance, c, "commands", c.api_key)
+            assert status == 200, body
+        # … so the 5th poll is refused whichever instance it reaches (each instance has
+        # answered only 2 of the 4 its own bucket would allow).
+        for instance in (c.a, c.b):
+            status, body, retry_after = await _call(http, instance, c, "commands", c.api_key)
+            assert status == 429, body
+            assert body["success"] is False
+            assert "rate limit" in body["error"], body
+            assert retry_after is not None
+            assert 1 <= int(retry_after) <= 100  # the next token, at 0.01 per second
+        for instance in (c.a, c.b):  # heartbeats are never rate limited for a valid key
+            assert await heartbeat(http, instance, c) == 200
+
+        # Failed authentications from one address (127.0.0.1), 2 on A and 2 on B: the 4th
+        # is more than the limit of 3 only when both instances count together.
+        for instance in (c.a, c.b, c.a, c.b):
+            stranger, _ = generate_api_key(SatelliteType.GLOBAL)
+            status, body, _ = await _call(http, instance, c, "heartbeat", stranger)
+            assert (status, body["error"]) == (401, "unauthorized"), body
+        # Now any unverified key from that address is refused on either instance, before
+        # its hash is checked (heartbeats have no per-satellite limit: this is the
+        # address's limit).
+        for instance in (c.a, c.b):
+            stranger, _ = generate_api_key(SatelliteType.GLOBAL)
+            status, body, retry_after = await _call(http, instance, c, "heartbeat", stranger)
+            assert status == 429, body
+            assert "rate limit" in body["error"], body
+            assert retry_after is not None
+            assert 1 <= int(retry_after) <= 60  # the rest of the one-minute window
+        # The satellite's own key, already verified, keeps working (fleets share NAT).
+        for instance in (c.a, c.b):
+            assert await heartbeat(http, instance, c) == 200
+        # And the burst is one security event, not one per instance.
+        log = await graphql(http, c.b, c.session, BURSTS)
+        bursts = [edge["node"]["actor"]["address"] for edge in log["auditLog"]["edges"]
+                  if edge["node"]["action"] == "security.auth_failure_burst"]
+        assert bursts == ["127.0.0.1"]

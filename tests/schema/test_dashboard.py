@@ -64,3 +64,23 @@ async def test_the_dashboard_query_count_does_not_grow_with_the_fleet(
         assert sum(node["team"] is not None for node in nodes) == size // 2
 
     assert counts[0] == counts[1], counts
+
+
+async def test_relations_asked_through_fragments_or_for_one_satellite_answer_the_same(
+    graphql_as: ClientFactory, make_team: TeamFactory, make_satellite: SatelliteFactory
+) -> None:
+    """The list prefetches the relations its selection names, fragments included; a single
+    satellite (no prefetch) loads them on demand. Both give the same answers."""
+    admin = await graphql_as(global_role=GlobalRole.GLOBAL_ADMIN)
+    await build_fleet(4, make_team, make_satellite)
+    listed = await admin.data("""
+        fragment Relations on Satellite { processCount team { id name } }
+        { satellites { edges { node { id ...Relations ... on Satellite { teamId } } } } }""")
+    nodes = {edge["node"]["id"]: edge["node"] for edge in listed["satellites"]["edges"]}
+    assert len(nodes) == 4
+    for satellite_id, node in nodes.items():
+        one = await admin.data("""query($id: ID!) { satellite(id: $id) {
+            processCount teamId team { id name } } }""", {"id": satellite_id})
+        assert one["satellite"] == {key: node[key] for key in ("processCount", "teamId", "team")}
+        assert node["processCount"] == 1
+        assert (node["team"] or {}).get("id") == node["teamId"]

@@ -404,6 +404,23 @@ async def test_concurrent_claimers_never_get_the_same_command_within_its_lease(
     assert {(row.status, row.attempts) for row in rows} == {(CommandStatus.ACKNOWLEDGED, 1)}
 
 
+async def test_two_polls_at_once_each_get_a_command_while_two_are_pending(
+    rt: Runtime, make_satellite: SatelliteFactory
+) -> None:
+    # Found by the lease state machine: a claim on PostgreSQL used to lock one spare
+    # row to peek at what was left, so the other poll skipped it and answered empty
+    # ("slow", 60 s) while that command stayed pending.
+    state = await satellite_state(make_satellite, rt)
+    first = await new_command(rt, state, priority=CommandPriority.HIGH)
+    second = await new_command(rt, state, priority=CommandPriority.HIGH)
+
+    pages = await asyncio.gather(*(poll_commands(rt, state, limit=1, wait=0) for _ in range(2)))
+
+    assert sorted(item["id"] for page in pages for item in page.commands) == sorted(
+        [first.id, second.id])
+    assert all(len(page.commands) == 1 for page in pages)
+
+
 @postgres_only
 async def test_a_row_locked_by_another_claimer_is_skipped_not_waited_for(
     rt: Runtime, make_satellite: SatelliteFactory

@@ -7,6 +7,7 @@ come from per-operation DataLoaders, scoped like every read.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any, cast
 
@@ -17,9 +18,11 @@ from app.errors import Forbidden
 from app.models import Satellite as SatelliteRow
 from app.models import SatelliteEvent as EventRow
 from app.models import SatelliteHeartbeat, SatelliteProcess
+from app.models import Team as TeamRow
 from app.models.enums import CommandStatus, SatelliteType
 from app.schema.context import Info, principal_of
 from app.schema.enums import SatelliteStatus, satellite_status
+from app.schema.loaders import loaded_or_pending
 from app.schema.pagination import Connection, checked_first, paginate
 from app.schema.types.commands import Command
 from app.schema.types.people import Team
@@ -153,17 +156,21 @@ class Satellite:
         row = await self._row(info)
         return cast(JSON, {} if row is None else row.labels)
 
+    # `team` and `processCount` are synchronous when a list prefetched them (the value,
+    # at once); otherwise they hand graphql-core the loader's awaitable.
     @strawberry.field
-    async def team(self, info: Info) -> Team | None:
+    def team(self, info: Info) -> Team | None:
         if self.team_id is None:
             return None
-        row = await info.context.loaders.team.load(self.team_id)
-        return None if row is None else Team.of(row)
+        row = loaded_or_pending(info.context.loaders.team, self.team_id)
+        if row is None or isinstance(row, TeamRow):
+            return None if row is None else Team.of(row)
+        return cast(Team | None, _team_of(row))
 
     # Processes the caller may see (a team member: its own team's, also on global satellites).
     @strawberry.field
-    async def process_count(self, info: Info) -> int:
-        return await info.context.loaders.process_count.load(self.id)
+    def process_count(self, info: Info) -> int:
+        return cast(int, loaded_or_pending(info.context.loaders.process_count, self.id))
 
     @strawberry.field
     async def processes(self, info: Info) -> list[Process]:
@@ -194,6 +201,11 @@ class Satellite:
         query = reads.events(principal_of(info), satellite_id=self.id)
         return await paginate(query, first=first, after=after,
                               to_node=lambda rows: [SatelliteEvent.of(row) for row in rows])
+
+
+async def _team_of(pending: Awaitable[TeamRow | None]) -> Team | None:
+    row = await pending
+    return None if row is None else Team.of(row)
 
 
 __all__ = ["Heartbeat", "Process", "Satellite", "SatelliteEvent"]

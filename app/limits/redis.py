@@ -1,0 +1,165 @@
+"""Limit counters in Redis, shared by every instance (design.md §5, `REDIS_URL`).
+
+Each operation is one Lua script (atomic on the server, one round trip) and uses
+Redis's own clock, so instances with drifting clocks still agree. Keys are
+`<channel_prefix>limit:…` and expire by themselves.
+
+Redis unreachable → the operation is counted in this process instead (the
+service keeps working; a satellite may get up to N× its rate across N instances
+until Redis is back), logged loudly, and Redis is skipped for a second after
+each failure so requests do not each wait for a connection attempt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from app.limits.base import NO_WINDOW, Window
+from app.limits.memory import NO_REFILL_WAIT_SECONDS, MemoryLimitStore
+from app.redis_url import DEFAULT_PREFIX, safe_url, split_prefix
+
+log = logging.getLogger(__name__)
+
+_PAUSE_AFTER_FAILURE_SECONDS = 1.0
+_LOG_EVERY_SECONDS = 10.0
+# Longer keys (e-mail addresses, say) are hashed so a client cannot make Redis keys huge.
+_MAX_KEY_PART = 128
+
+# KEYS[1] bucket; ARGV rate, burst, no-refill wait. Returns the wait as a string
+# (a Lua number would be truncated to an integer on the way out).
+_TAKE = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
+local tokens = tonumber(state[1]) or burst
+local updated = tonumber(state[2]) or now
+if now > updated then tokens = math.min(burst, tokens + (now - updated) * rate) end
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+elseif rate > 0 then
+  wait = (1 - tokens) / rate
+else
+  wait = tonumber(ARGV[3])
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(now))
+local ttl = 86400000
+if rate > 0 then ttl = math.ceil(burst / rate * 1000) + 1000 end
+redis.call('PEXPIRE', KEYS[1], ttl)
+return tostring(wait)
+"""
+
+# KEYS[1] window; ARGV[1] window length in ms. Returns {count, ms left}.
+_ADD_FAILURE = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 or redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return {count, redis.call('PTTL', KEYS[1])}
+"""
+
+_WINDOW = """
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+return {count, redis.call('PTTL', KEYS[1])}
+"""
+
+
+class RedisLimitStore:
+    def __init__(self, url: str, *, timeout: float = 1.0) -> None:
+        self._url, url_prefix = split_prefix(url)
+        self._prefix = f"{url_prefix or DEFAULT_PREFIX}limit:"
+        # redis-py connects on first use, in the loop that uses it.
+        self._client: Redis | None = Redis.from_url(
+            self._url,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._scripts: dict[str, Any] = {
+            "take": self._client.register_script(_TAKE),
+            "add_failure": self._client.register_script(_ADD_FAILURE),
+            "window": self._client.register_script(_WINDOW),
+        }
+        self._local = MemoryLimitStore()
+        self._paused_until = 0.0
+        self._failing_since: float | None = None
+        self._last_log = 0.0
+        self.fallbacks = 0  # operations counted locally because Redis failed (tests, logs)
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                await client.aclose()
+            except Exception:  # noqa: BLE001 - closing a broken connection is best effort
+                log.debug("closing the Redis limit store failed", exc_info=True)
+
+    async def take(self, key: str, rate_per_second: float, burst: int) -> float:
+        reply = await self._run("take", key, rate_per_second, burst, NO_REFILL_WAIT_SECONDS)
+        if reply is None:
+            return self._local.take_now(key, rate_per_second, burst)
+        return float(reply.decode() if isinstance(reply, bytes) else reply)
+
+    async def window(self, key: str) -> Window:
+        reply = await self._run("window", key)
+        return self._local.window_now(key) if reply is None else _window(reply)
+
+    async def add_failure(self, key: str, window_seconds: float) -> Window:
+        reply = await self._run("add_failure", key, max(1, round(window_seconds * 1000)))
+        if reply is None:
+            return self._local.add_failure_now(key, window_seconds)
+        return _window(reply)
+
+    async def _run(self, script: str, key: str, *args: object) -> Any:
+        """The script's reply, or None when Redis cannot be used (count locally then)."""
+        now = time.monotonic()
+        if self._client is None or now < self._paused_until:
+            self._fell_back(None, now)
+            return None
+        try:
+            reply = await self._scripts[script](keys=[self._key(key)], args=list(args))
+        except Exception as error:  # any Redis trouble: the request still gets an answer
+            self._paused_until = time.monotonic() + _PAUSE_AFTER_FAILURE_SECONDS
+            self._fell_back(error, time.monotonic())
+            return None
+        if self._failing_since is not None:
+            log.warning("Redis limit store reachable again; limits are shared again",
+                        extra={"op": "limits.redis", "fallbacks": self.fallbacks})
+            self._failing_since = None
+        return reply
+
+    def _key(self, key: str) -> str:
+        if len(key) > _MAX_KEY_PART:
+            key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+        return self._prefix + key
+
+    def _fell_back(self, error: BaseException | None, now: float) -> None:
+        self.fallbacks += 1
+        first = self._failing_since is None
+        if first:
+            self._failing_since = now
+        if first or now - self._last_log >= _LOG_EVERY_SECONDS:
+            self._last_log = now
+            log.error(
+                "Redis limit store unreachable: rate limits are counted per instance "
+                "until it is back",
+                extra={"op": "limits.redis", "url": safe_url(self._url),
+                       "fallbacks": self.fallbacks,
+                       "error": repr(error) if error is not None else "paused after a failure"},
+            )
+
+
+def _window(reply: Any) -> Window:
+    count, millis_left = int(reply[0]), int(reply[1])
+    if count <= 0 or millis_left <= 0:
+        return NO_WINDOW
+    return Window(count, millis_left / 1000)

@@ -1,0 +1,145 @@
+"""The limit stores count the same way in memory and in Redis; two Redis stores on one
+prefix (two instances) share every count; an unreachable Redis never fails a request.
+
+The Redis cases need TEST_REDIS_URL (skipped loudly without it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from redis.asyncio import Redis
+
+from app.limits import LimitStore, MemoryLimitStore
+from app.limits.base import NO_WINDOW
+from app.limits.redis import RedisLimitStore
+from tests.fixtures.redis import RedisForwarder
+
+StoreFactory = Callable[[], LimitStore]
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def new_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
+    """Stores of one kind; Redis stores made by one factory share one prefix (instances)."""
+    stores: list[LimitStore] = []
+    if request.param == "memory":
+        shared: LimitStore = MemoryLimitStore()
+
+        def factory() -> LimitStore:
+            return shared
+    else:
+        redis_url: str = request.getfixturevalue("redis_url")
+        prefix: str = request.getfixturevalue("prefix")
+
+        def factory() -> LimitStore:
+            store = RedisLimitStore(f"{redis_url}?channel_prefix={prefix}")
+            stores.append(store)
+            return store
+
+    yield factory
+    for store in stores:
+        await store.close()
+
+
+async def test_a_bucket_gives_its_burst_then_says_how_long_to_wait(
+    new_store: StoreFactory,
+) -> None:
+    store = new_store()
+    waits = [await store.take("bucket:poll:sat-1", 2.0, 3) for _ in range(4)]
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert 0.3 < waits[3] <= 0.5  # one token at 2/s is half a second away
+    assert await store.take("bucket:poll:sat-2", 2.0, 3) == 0.0  # another satellite's bucket
+
+
+async def test_a_bucket_refills_at_its_rate_up_to_its_burst(new_store: StoreFactory) -> None:
+    store = new_store()
+    for _ in range(2):
+        assert await store.take("b", 20.0, 2) == 0.0
+    assert await store.take("b", 20.0, 2) > 0
+    await asyncio.sleep(0.3)  # 6 tokens' worth of time, but the bucket holds 2
+    assert [await store.take("b", 20.0, 2) == 0.0 for _ in range(3)] == [True, True, False]
+
+
+async def test_a_bucket_with_no_refill_rate_reports_a_long_wait(new_store: StoreFactory) -> None:
+    store = new_store()
+    assert await store.take("b", 0.0, 1) == 0.0
+    assert await store.take("b", 0.0, 1) >= 60
+
+
+async def test_failures_count_within_a_window_that_then_ends(new_store: StoreFactory) -> None:
+    store = new_store()
+    assert await store.window("failures:auth:10.0.0.1") == NO_WINDOW
+    counts = [(await store.add_failure("failures:auth:10.0.0.1", 0.4)).failures
+              for _ in range(3)]
+    assert counts == [1, 2, 3]
+    window = await store.window("failures:auth:10.0.0.1")
+    assert window.failures == 3
+    assert 0 < window.seconds_left <= 0.4
+    assert await store.window("failures:auth:10.0.0.2") == NO_WINDOW
+    await asyncio.sleep(0.5)
+    assert await store.window("failures:auth:10.0.0.1") == NO_WINDOW
+    assert (await store.add_failure("failures:auth:10.0.0.1", 0.4)).failures == 1
+
+
+async def test_two_redis_stores_on_one_prefix_share_buckets_and_windows(
+    redis_url: str, prefix: str,
+) -> None:
+    a = RedisLimitStore(f"{redis_url}?channel_prefix={prefix}")
+    b = RedisLimitStore(f"{redis_url}?channel_prefix={prefix}")
+    other = RedisLimitStore(f"{redis_url}?channel_prefix=other-{prefix}")
+    try:
+        assert [await s.take("bucket", 0.01, 4) for s in (a, b, a, b)] == [0.0] * 4
+        assert await a.take("bucket", 0.01, 4) > 0
+        assert await b.take("bucket", 0.01, 4) > 0
+        assert await other.take("bucket", 0.01, 4) == 0.0  # another deployment's count
+
+        await a.add_failure("failures:login:email:x@example.com", 60)
+        assert (await b.add_failure("failures:login:email:x@example.com", 60)).failures == 2
+        assert (await a.window("failures:login:email:x@example.com")).failures == 2
+        assert a.fallbacks == b.fallbacks == 0
+    finally:
+        for store in (a, b, other):
+            await store.close()
+
+
+async def test_redis_keys_are_prefixed_bounded_in_length_and_expire(
+    redis_url: str, prefix: str, admin: Redis,
+) -> None:
+    store = RedisLimitStore(f"{redis_url}?channel_prefix={prefix}")
+    try:
+        await store.take("bucket:poll:sat-1", 1.0, 30)
+        await store.add_failure("failures:login:email:" + "x" * 5000 + "@example.com", 60)
+        keys = sorted(key.decode() for key in await admin.keys(f"{prefix}*"))
+        assert len(keys) == 2
+        assert all(key.startswith(f"{prefix}limit:") and len(key) < 200 for key in keys)
+        for key in keys:
+            assert 0 < await admin.pttl(key) <= 60_000 + 1000
+    finally:
+        await store.close()
+
+
+async def test_with_redis_unreachable_counting_goes_on_in_process_and_shares_again_after(
+    forwarder: RedisForwarder, prefix: str,
+) -> None:
+    store = RedisLimitStore(forwarder.url(prefix), timeout=0.5)
+    peer = RedisLimitStore(forwarder.url(prefix), timeout=0.5)
+    try:
+        assert await store.take("bucket", 0.01, 2) == 0.0
+        await forwarder.stop()
+        # Redis is gone: answers still come (counted here), never an exception.
+        assert await store.take("bucket", 0.01, 2) == 0.0
+        assert await store.take("bucket", 0.01, 2) == 0.0
+        assert await store.take("bucket", 0.01, 2) > 0
+        assert (await store.add_failure("failures:auth:a", 60)).failures == 1
+        assert store.fallbacks >= 4
+        await forwarder.start()
+        await asyncio.sleep(1.1)  # past the pause that follows a failure
+        # Shared again: Redis kept the one token taken before the outage.
+        assert await peer.take("bucket", 0.01, 2) == 0.0
+        assert await store.take("bucket", 0.01, 2) > 0
+        assert peer.fallbacks == 0
+    finally:
+        await store.close()
+        await peer.close()
