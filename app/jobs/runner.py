@@ -30,11 +30,12 @@ class ScheduledJob:
 def scheduled_jobs() -> list[ScheduledJob]:
     """The server's jobs. Each job module registers itself here (one line)."""
     from app.jobs import commands as command_jobs  # job modules import this one
-    from app.jobs import offline, retention
+    from app.jobs import offline, retention, sessions
 
     return [
         *command_jobs.JOBS,
         ScheduledJob("offline", offline.run_once, lambda rt: rt.settings.jobs_interval_seconds),
+        ScheduledJob("sessions", sessions.run_once, lambda rt: rt.settings.jobs_interval_seconds),
         ScheduledJob(
             "retention", retention.run_once, lambda rt: rt.settings.retention_interval_seconds
         ),

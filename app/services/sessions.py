@@ -238,9 +238,18 @@ async def change_password(
                        object_id=user.id, details={"sessions_ended": len(others)})
 
 
-async def purge_expired_sessions() -> int:
-    """Delete sessions past their expiry (the retention job calls this)."""
-    return await Session.filter(expires_at__lte=utcnow()).delete()
+EXPIRED_SESSIONS_PER_RUN = 1000
+
+
+async def end_expired_sessions(rt: Runtime) -> int:
+    """End sessions idle past their expiry, like a logout: deleted, evicted from every
+    instance's cache, and their open subscriptions and SSE streams closed (a socket
+    opened while the session was valid must not outlive it). The sessions job runs this."""
+    expired: list[str] = await Session.filter(  # type: ignore[assignment]
+        expires_at__lte=utcnow()
+    ).order_by("expires_at").limit(EXPIRED_SESSIONS_PER_RUN).values_list("id", flat=True)
+    await _end_sessions(rt, expired, "session_expired")
+    return len(expired)
 
 
 __all__ = [
@@ -250,6 +259,6 @@ __all__ = [
     "change_password",
     "login",
     "logout",
-    "purge_expired_sessions",
+    "end_expired_sessions",
     "session_digest",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import aiohttp
 import pytest
 
 from app.bus import InProcessBus
-from app.models import Team
+from app.models import Session, Team
 from app.models.enums import (
     CommandType,
     GlobalRole,
@@ -25,9 +26,11 @@ from app.models.enums import (
     TeamRole,
 )
 from app.services.actors import CLI_ACTOR
+from app.services.clock import utcnow
 from app.services.commands import enqueue_command
 from app.services.runtime import Runtime
 from app.services.satellites import set_satellite_status
+from app.services.sessions import session_digest
 from app.services.teams import add_team_member, remove_team_member
 from tests.fixtures.graphql import ClientFactory, GraphQLClient, log_in
 from tests.fixtures.live import (
@@ -42,6 +45,7 @@ from tests.fixtures.live import (
     post_events,
     post_theirs_then_ours,
     server_logs,
+    streaming,
     subscribed,
     team_satellites,
     until_membership,
@@ -326,6 +330,23 @@ async def test_logout_closes_the_sessions_subscriptions(
         assert await subscription.socket.closed_with() == 4403
     async with live_socket(http, token=member_a.session_token, acknowledged=False) as socket:
         assert await socket.closed_with() == 4403  # the token is gone for good
+
+
+async def test_a_session_expiring_while_idle_closes_its_subscriptions_and_streams(
+    rt: Runtime, http: aiohttp.ClientSession, member_a: GraphQLClient, member_ab: GraphQLClient,
+) -> None:
+    expired = session_digest(rt, member_a.session_token)
+    async with subscribed(rt, http, member_a.session_token, EVENTS) as subscription, \
+            streaming(rt, http, "/api/stream/satellites", member_a.session_token) as stream, \
+            subscribed(rt, http, member_ab.session_token, EVENTS) as still_valid:
+        # Seven days without use, as far as the session row knows.
+        await Session.filter(id=expired).update(expires_at=utcnow() - timedelta(seconds=1))
+        assert await subscription.socket.closed_with() == 4403  # the sessions job ran
+        assert await stream.ended()
+        assert await Session.filter(id=expired).count() == 0
+        assert not still_valid.socket.ws.closed
+    assert await member_a.data("{ me { id } }") == {"me": None}  # signed out
+    assert (await member_ab.data("{ me { id } }"))["me"]["id"] == member_ab.user_id
 
 
 async def test_password_change_closes_the_other_sessions_subscriptions(
