@@ -254,6 +254,20 @@ class Measurements:
     history_rows_written: int | None
 
 
+def settled_count(observer: DatabaseObserver, table: str, settle: float,
+                  limit: float = 60.0) -> int:
+    """The table's row count once the flusher has caught up: unchanged over `settle`
+    seconds (a busy server may take several flush intervals to write a run's rows)."""
+    deadline = time.monotonic() + limit
+    count = observer.count(table)
+    while True:
+        time.sleep(settle)
+        latest = observer.count(table)
+        if latest == count or time.monotonic() > deadline:
+            return latest
+        count = latest
+
+
 def fetch(base_url: str, satellite: BenchSatellite, method: str, suffix: str,
           body: str | None = None) -> tuple[int, dict[str, str], bytes]:
     """One request as a satellite; a 304 is returned, not raised."""
@@ -347,8 +361,8 @@ def measure_all(args: argparse.Namespace, tool: str, settings: Settings, env: di
             history: list[int] = []
 
             def count_history_after_warm_up() -> None:
-                time.sleep(settle)  # the warm-up's rows land first
-                history.append(observer.count("satellite_heartbeats"))
+                # the warm-up's rows land first
+                history.append(settled_count(observer, "satellite_heartbeats", settle))
 
             beats = [Target(f"/api/satellites/{s.id}/heartbeat", s.authorization)
                      for s in fleet]
@@ -356,8 +370,7 @@ def measure_all(args: argparse.Namespace, tool: str, settings: Settings, env: di
                 "heartbeat", args, tool, base_url, beats, method="POST", body=HEARTBEAT_BODY,
                 before_measuring=count_history_after_warm_up,
             )
-            time.sleep(settle)
-            written = observer.count("satellite_heartbeats") - history[0]
+            written = settled_count(observer, "satellite_heartbeats", settle) - history[0]
 
         if "events" in args.paths and installation is not None:
             body = events_body(installation)
