@@ -10,7 +10,7 @@ was disconnected are lost.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Protocol
 
 Message = dict[str, Any]
@@ -30,6 +30,10 @@ class Bus(Protocol):
     async def close(self) -> None: ...
 
     async def publish(self, channel: str, message: Message) -> None: ...
+
+    async def publish_many(self, channel: str, messages: Sequence[Message]) -> None:
+        """Publish each message, in order; a networked bus sends them as one."""
+        ...
 
     def subscribe(self, channels: Iterable[str]) -> AsyncIterator[tuple[str, Message]]:
         """Yield `(channel, message)` for every message published after the call."""

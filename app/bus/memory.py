@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 from app.bus.base import DROPPED, Message
 
@@ -47,6 +47,10 @@ class InProcessBus:
 
     async def publish(self, channel: str, message: Message) -> None:
         self.publish_nowait(channel, message)
+
+    async def publish_many(self, channel: str, messages: Sequence[Message]) -> None:
+        for message in messages:
+            self.publish_nowait(channel, message)
 
     def publish_nowait(self, channel: str, message: Message) -> None:
         for subscriber in list(self._subscribers.get(channel, ())):

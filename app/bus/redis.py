@@ -27,7 +27,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 
 from app.bus.base import RESYNC, Message
 from app.bus.memory import InProcessBus
+from app.redis_pipeline import PipelinedCalls
 from app.redis_url import DEFAULT_PREFIX, safe_url, split_prefix
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ class RedisBus:
         self._backoff_cap = backoff_cap
         self._health_check_seconds = health_check_seconds
         self._publisher: Redis | None = None
+        # Concurrent publishes go to Redis together, one round trip per batch.
+        self._calls: PipelinedCalls | None = None
         self._reader: asyncio.Task[None] | None = None
         self._first_attempt: asyncio.Event | None = None
         self._connected = False
@@ -108,6 +111,7 @@ class RedisBus:
             return
         self._closing = False
         self._publisher = self._client(retries=1)
+        self._calls = PipelinedCalls(self._publisher)
         self._first_attempt = asyncio.Event()
         self._reader = asyncio.create_task(self._read_forever(), name="redis-bus-reader")
         with contextlib.suppress(TimeoutError):
@@ -126,6 +130,9 @@ class RedisBus:
             reader.cancel()  # no database work in the reader: cancelling is safe
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+        calls, self._calls = self._calls, None
+        if calls is not None:
+            await calls.close()
         publisher, self._publisher = self._publisher, None
         if publisher is not None:
             with contextlib.suppress(RedisError, OSError):
@@ -152,18 +159,27 @@ class RedisBus:
     # ---- publishing --------------------------------------------------------
     async def publish(self, channel: str, message: Message) -> None:
         self._local.publish_nowait(channel, message)
-        publisher = self._publisher
-        if publisher is None:
+        await self._send(channel, {"origin": self._origin, "message": message})
+
+    async def publish_many(self, channel: str, messages: Sequence[Message]) -> None:
+        """Local subscribers get each message; other instances get them in one PUBLISH."""
+        for message in messages:
+            self._local.publish_nowait(channel, message)
+        if messages:
+            await self._send(channel, {"origin": self._origin, "messages": list(messages)})
+
+    async def _send(self, channel: str, envelope: dict[str, Any]) -> None:
+        calls = self._calls
+        if calls is None:
             return
         now = time.monotonic()
         if now < self._publish_paused_until:
             self._publish_failed(channel, None, now)
             return
         try:
-            payload = json.dumps(
-                {"origin": self._origin, "message": message}, separators=(",", ":"), default=str
-            )
-            await publisher.publish(self._prefix + channel, payload)
+            payload = json.dumps(envelope, separators=(",", ":"), default=str)
+            target = self._prefix + channel
+            await calls.call(lambda pipeline: pipeline.publish(target, payload))
         except Exception as error:  # never into the request handler: logged and counted
             self._publish_failed(channel, error, time.monotonic())
             return
@@ -291,15 +307,18 @@ class RedisBus:
             channel = _text(raw_channel)[len(self._prefix):]
             envelope = json.loads(data if isinstance(data, (bytes, str)) else b"")
             origin = envelope["origin"]
-            message = envelope["message"]
+            # `message`: one (publish); `messages`: several in order (publish_many).
+            messages = envelope["messages"] if "messages" in envelope else [envelope["message"]]
         except (ValueError, KeyError, TypeError, UnicodeDecodeError):
             log.warning("ignoring a malformed Redis bus message",
                         extra={"op": "bus.redis", "channel": repr(raw_channel)})
             return
-        if origin == self._origin or not isinstance(message, dict):
+        if origin == self._origin or not isinstance(messages, list):
             return
-        self.received += 1
-        self._local.publish_nowait(channel, message)
+        for message in messages:
+            if isinstance(message, dict):
+                self.received += 1
+                self._local.publish_nowait(channel, message)
 
 
 def _text(value: object) -> str:

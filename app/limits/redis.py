@@ -1,7 +1,8 @@
 """Limit counters in Redis, shared by every instance (design.md §5, `REDIS_URL`).
 
-Each operation is one Lua script (atomic on the server, one round trip) and uses
-Redis's own clock, so instances with drifting clocks still agree. Keys are
+Each operation is one Lua script (atomic on the server; the scripts of concurrent
+requests share one round trip, `app/redis_pipeline.py`) and uses Redis's own
+clock, so instances with drifting clocks still agree. Keys are
 `<channel_prefix>limit:…` and expire by themselves.
 
 Redis unreachable → the operation is counted in this process instead (the
@@ -18,11 +19,15 @@ import time
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from app.limits.base import NO_WINDOW, Window
 from app.limits.memory import NO_REFILL_WAIT_SECONDS, MemoryLimitStore
+from app.redis_pipeline import PipelinedCalls
 from app.redis_url import DEFAULT_PREFIX, safe_url, split_prefix
 
 log = logging.getLogger(__name__)
@@ -84,11 +89,13 @@ class RedisLimitStore:
             socket_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
         )
-        self._scripts: dict[str, Any] = {
+        self._scripts: dict[str, AsyncScript] = {
             "take": self._client.register_script(_TAKE),
             "add_failure": self._client.register_script(_ADD_FAILURE),
             "window": self._client.register_script(_WINDOW),
         }
+        # Concurrent requests' scripts go to Redis together, one round trip per batch.
+        self._calls = PipelinedCalls(self._client)
         self._local = MemoryLimitStore()
         self._paused_until = 0.0
         self._failing_since: float | None = None
@@ -96,6 +103,7 @@ class RedisLimitStore:
         self.fallbacks = 0  # operations counted locally because Redis failed (tests, logs)
 
     async def close(self) -> None:
+        await self._calls.close()
         client, self._client = self._client, None
         if client is not None:
             try:
@@ -126,7 +134,7 @@ class RedisLimitStore:
             self._fell_back(None, now)
             return None
         try:
-            reply = await self._scripts[script](keys=[self._key(key)], args=list(args))
+            reply = await self._evalsha(self._scripts[script], self._key(key), args)
         except Exception as error:  # any Redis trouble: the request still gets an answer
             self._paused_until = time.monotonic() + _PAUSE_AFTER_FAILURE_SECONDS
             self._fell_back(error, time.monotonic())
@@ -136,6 +144,17 @@ class RedisLimitStore:
                         extra={"op": "limits.redis", "fallbacks": self.fallbacks})
             self._failing_since = None
         return reply
+
+    async def _evalsha(self, script: AsyncScript, key: str, args: tuple[object, ...]) -> Any:
+        def stage(pipeline: Pipeline) -> object:
+            return pipeline.evalsha(script.sha, 1, key, *args)  # type: ignore[arg-type]
+
+        try:
+            return await self._calls.call(stage)
+        except NoScriptError:  # a restarted (or flushed) Redis forgot the script
+            assert self._client is not None
+            await self._client.script_load(script.script)
+            return await self._calls.call(stage)
 
     def _key(self, key: str) -> str:
         if len(key) > _MAX_KEY_PART:

@@ -839,16 +839,19 @@ async def ingest_events(rt: Runtime, state: SatelliteState, raw_events: Sequence
 
 
 async def _publish(rt: Runtime, state: SatelliteState, fresh: Sequence[_Event]) -> None:
-    """One message per new event on `satellite.events` (after the commit)."""
+    """One message per new event on `satellite.events` (after the commit), published
+    together (one Redis message for the batch when the bus is networked)."""
     stamps: dict[datetime, str | None] = {}  # events of a batch often share a timestamp
+    messages: list[dict[str, Any]] = []
     for event in fresh:
         stamp = stamps.get(event.occurred_at)
         if stamp is None:
             stamp = stamps[event.occurred_at] = iso(event.occurred_at)
-        await rt.bus.publish(Channels.SATELLITE_EVENTS, {
+        messages.append({
             "id": str(event.id), "satellite_id": state.id, "team_id": event.team_id,
             "type": event.type, "timestamp": stamp, "data": event.data,
         })
+    await rt.bus.publish_many(Channels.SATELLITE_EVENTS, messages)
 
 
 async def _store_all(state: SatelliteState, valid: list[_Event],

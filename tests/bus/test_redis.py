@@ -143,6 +143,33 @@ async def test_messages_arrive_in_publishing_order_per_channel(
         [i for i in range(200) if not i % 3]
 
 
+async def test_concurrent_publishes_and_batches_each_arrive_once_in_order(
+    make_bus: BusFactory, subscribe: Callable[..., Awaitable[Subscription]]
+) -> None:
+    # Concurrent publishes share pipelined round trips; a publish_many is one PUBLISH:
+    # every message still arrives exactly once, each publisher's in its order.
+    a, b = await make_bus(), await make_bus()
+    on_a = await subscribe(a, "events")
+    on_b = await subscribe(b, "events")
+
+    async def publisher(name: str) -> None:
+        for i in range(20):
+            await b.publish("events", {"from": name, "i": i})
+
+    await asyncio.gather(*(publisher(name) for name in "pqrst"))
+    await b.publish_many("events", [{"from": "batch", "i": i} for i in range(50)])
+
+    for subscription in (on_a, on_b):  # on B: its own messages, delivered locally once
+        received = [item[1] for _ in range(150) if (item := await subscription.next())]
+        for name in "pqrst":
+            assert [m["i"] for m in received if m["from"] == name] == list(range(20))
+        assert [m["i"] for m in received if m["from"] == "batch"] == list(range(50))
+    await asyncio.sleep(0.1)  # nothing more (no message twice)
+    assert on_a.items.empty()
+    assert on_b.items.empty()
+    assert b.publish_failures == 0
+
+
 async def test_only_the_subscribed_channels_are_delivered(
     make_bus: BusFactory, subscribe: Callable[..., Awaitable[Subscription]]
 ) -> None:
