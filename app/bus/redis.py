@@ -38,16 +38,11 @@ from redis.exceptions import RedisError
 
 from app.bus.base import RESYNC, Message
 from app.bus.memory import InProcessBus
+from app.redis_outage import RedisOutage
 from app.redis_pipeline import PipelinedCalls
 from app.redis_url import DEFAULT_PREFIX, safe_url, split_prefix
 
 log = logging.getLogger(__name__)
-
-# After a failed PUBLISH, later publishes skip Redis this long (and only count),
-# so request handlers do not each pay for a connection attempt during an outage.
-_PUBLISH_PAUSE_SECONDS = 1.0
-# While publishing keeps failing, log at most this often (with the count).
-_LOG_EVERY_SECONDS = 10.0
 
 _Item = tuple[str, Message]
 
@@ -80,15 +75,24 @@ class RedisBus:
         self._connected = False
         self._epoch = 0
         self._closing = False
-        self._publish_paused_until = 0.0
-        self._publish_failing_since: float | None = None
-        self._last_failure_log = 0.0
+        # After a failed PUBLISH, later publishes skip Redis for a second (and only
+        # count), so request handlers do not each pay for a connection attempt.
+        self._publishing = RedisOutage(
+            "bus.redis",
+            down="Redis bus publish failed: other instances miss this message and fall back "
+                 "to database re-checks",
+            up="Redis bus publishing again",
+        )
         # Counters (also useful to tests and to an operator reading logs).
-        self.publish_failures = 0
         self.reconnects = 0
         self.received = 0
 
     # ---- state -------------------------------------------------------------
+    @property
+    def publish_failures(self) -> int:
+        """Publishes that did not reach Redis (failed, or skipped during an outage)."""
+        return self._publishing.failures
+
     @property
     def connected(self) -> bool:
         return self._connected
@@ -170,43 +174,16 @@ class RedisBus:
 
     async def _send(self, channel: str, envelope: dict[str, Any]) -> None:
         calls = self._calls
-        if calls is None:
-            return
-        now = time.monotonic()
-        if now < self._publish_paused_until:
-            self._publish_failed(channel, None, now)
+        if calls is None or self._publishing.skipping(channel=channel):
             return
         try:
             payload = json.dumps(envelope, separators=(",", ":"), default=str)
             target = self._prefix + channel
             await calls.call(lambda pipeline: pipeline.publish(target, payload))
         except Exception as error:  # never into the request handler: logged and counted
-            self._publish_failed(channel, error, time.monotonic())
+            self._publishing.failed(error, channel=channel)
             return
-        if self._publish_failing_since is not None:
-            log.warning(
-                "Redis bus publishing again",
-                extra={"op": "bus.redis", "down_seconds":
-                       round(time.monotonic() - self._publish_failing_since, 1),
-                       "failures": self.publish_failures},
-            )
-            self._publish_failing_since = None
-
-    def _publish_failed(self, channel: str, error: BaseException | None, now: float) -> None:
-        self.publish_failures += 1
-        if error is not None:
-            self._publish_paused_until = now + _PUBLISH_PAUSE_SECONDS
-        first = self._publish_failing_since is None
-        if first:
-            self._publish_failing_since = now
-        if first or now - self._last_failure_log >= _LOG_EVERY_SECONDS:
-            self._last_failure_log = now
-            log.error(
-                "Redis bus publish failed: other instances miss this message and fall back "
-                "to database re-checks",
-                extra={"op": "bus.redis", "channel": channel, "failures": self.publish_failures,
-                       "error": repr(error) if error is not None else "publishing paused"},
-            )
+        self._publishing.succeeded()
 
     # ---- subscribing -------------------------------------------------------
     def subscribe(self, channels: Iterable[str]) -> AsyncIterator[_Item]:

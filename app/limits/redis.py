@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from typing import Any
 
 from redis.asyncio import Redis
@@ -27,13 +26,12 @@ from redis.exceptions import NoScriptError
 
 from app.limits.base import NO_WINDOW, Window
 from app.limits.memory import NO_REFILL_WAIT_SECONDS, MemoryLimitStore
+from app.redis_outage import RedisOutage
 from app.redis_pipeline import PipelinedCalls
 from app.redis_url import DEFAULT_PREFIX, safe_url, split_prefix
 
 log = logging.getLogger(__name__)
 
-_PAUSE_AFTER_FAILURE_SECONDS = 1.0
-_LOG_EVERY_SECONDS = 10.0
 # Longer keys (e-mail addresses, say) are hashed so a client cannot make Redis keys huge.
 _MAX_KEY_PART = 128
 
@@ -97,10 +95,18 @@ class RedisLimitStore:
         # Concurrent requests' scripts go to Redis together, one round trip per batch.
         self._calls = PipelinedCalls(self._client)
         self._local = MemoryLimitStore()
-        self._paused_until = 0.0
-        self._failing_since: float | None = None
-        self._last_log = 0.0
-        self.fallbacks = 0  # operations counted locally because Redis failed (tests, logs)
+        self._log_context = {"url": safe_url(self._url)}
+        self._outage = RedisOutage(
+            "limits.redis",
+            down="Redis limit store unreachable: rate limits are counted per instance "
+                 "until it is back",
+            up="Redis limit store reachable again; limits are shared again",
+        )
+
+    @property
+    def fallbacks(self) -> int:
+        """Operations counted in this process because Redis could not be used."""
+        return self._outage.failures
 
     async def close(self) -> None:
         await self._calls.close()
@@ -129,20 +135,14 @@ class RedisLimitStore:
 
     async def _run(self, script: str, key: str, *args: object) -> Any:
         """The script's reply, or None when Redis cannot be used (count locally then)."""
-        now = time.monotonic()
-        if self._client is None or now < self._paused_until:
-            self._fell_back(None, now)
+        if self._client is None or self._outage.skipping(**self._log_context):
             return None
         try:
             reply = await self._evalsha(self._scripts[script], self._key(key), args)
         except Exception as error:  # any Redis trouble: the request still gets an answer
-            self._paused_until = time.monotonic() + _PAUSE_AFTER_FAILURE_SECONDS
-            self._fell_back(error, time.monotonic())
+            self._outage.failed(error, **self._log_context)
             return None
-        if self._failing_since is not None:
-            log.warning("Redis limit store reachable again; limits are shared again",
-                        extra={"op": "limits.redis", "fallbacks": self.fallbacks})
-            self._failing_since = None
+        self._outage.succeeded()
         return reply
 
     async def _evalsha(self, script: AsyncScript, key: str, args: tuple[object, ...]) -> Any:
@@ -160,21 +160,6 @@ class RedisLimitStore:
         if len(key) > _MAX_KEY_PART:
             key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
         return self._prefix + key
-
-    def _fell_back(self, error: BaseException | None, now: float) -> None:
-        self.fallbacks += 1
-        first = self._failing_since is None
-        if first:
-            self._failing_since = now
-        if first or now - self._last_log >= _LOG_EVERY_SECONDS:
-            self._last_log = now
-            log.error(
-                "Redis limit store unreachable: rate limits are counted per instance "
-                "until it is back",
-                extra={"op": "limits.redis", "url": safe_url(self._url),
-                       "fallbacks": self.fallbacks,
-                       "error": repr(error) if error is not None else "paused after a failure"},
-            )
 
 
 def _window(reply: Any) -> Window:

@@ -30,7 +30,7 @@ from app.services.runtime import Runtime, build_runtime
 from app.services.satellites import rotate_satellite_key
 from tests.fixtures.redis import RedisForwarder
 from tests.fixtures.satellites import TestSatellite, satellite_factory
-from tests.fixtures.server import eventually, make_settings, running
+from tests.fixtures.server import eventually, make_settings, running, with_channel_prefix
 
 Item = tuple[str, Message]
 
@@ -319,7 +319,7 @@ async def other_instance(tmp_path: Path, redis_url: str, prefix: str
     runtimes: list[Runtime] = []
 
     async def factory(bus: RedisBus | InProcessBus | None = None) -> Runtime:
-        url = f"{redis_url}{'&' if '?' in redis_url else '?'}channel_prefix={prefix}"
+        url = with_channel_prefix(redis_url, prefix)
         rt = build_runtime(make_settings(tmp_path, redis_url=url), bus=bus)
         await rt.bus.start()
         runtimes.append(rt)
@@ -328,10 +328,6 @@ async def other_instance(tmp_path: Path, redis_url: str, prefix: str
     yield factory
     for rt in runtimes:
         await rt.bus.close()
-
-
-def _server_url(redis_url: str, prefix: str) -> str:
-    return f"{redis_url}{'&' if '?' in redis_url else '?'}channel_prefix={prefix}"
 
 
 async def _poll(http: aiohttp.ClientSession, satellite: TestSatellite, wait: float
@@ -347,7 +343,7 @@ async def test_a_long_poll_is_woken_by_a_command_created_on_another_instance(
     tmp_path: Path, redis_url: str, prefix: str,
     other_instance: Callable[..., Awaitable[Runtime]],
 ) -> None:
-    settings = make_settings(tmp_path, redis_url=_server_url(redis_url, prefix),
+    settings = make_settings(tmp_path, redis_url=with_channel_prefix(redis_url, prefix),
                              state_refresh_seconds=30.0)
     async with running(settings) as (rt, http):
         assert isinstance(rt.bus, RedisBus)
@@ -368,7 +364,7 @@ async def test_a_key_rotated_on_another_instance_is_refused_at_once(
     tmp_path: Path, redis_url: str, prefix: str,
     other_instance: Callable[..., Awaitable[Runtime]],
 ) -> None:
-    settings = make_settings(tmp_path, redis_url=_server_url(redis_url, prefix),
+    settings = make_settings(tmp_path, redis_url=with_channel_prefix(redis_url, prefix),
                              state_refresh_seconds=30.0)
     async with running(settings) as (rt, http):
         satellite = await satellite_factory(rt)()
@@ -449,7 +445,7 @@ async def test_after_its_connection_is_killed_a_server_resyncs_and_follows_the_b
     tmp_path: Path, redis_url: str, prefix: str, admin: Redis,
     other_instance: Callable[..., Awaitable[Runtime]],
 ) -> None:
-    settings = make_settings(tmp_path, redis_url=_server_url(redis_url, prefix),
+    settings = make_settings(tmp_path, redis_url=with_channel_prefix(redis_url, prefix),
                              state_refresh_seconds=30.0)
     async with running(settings) as (rt, http):
         satellite = await satellite_factory(rt)()

@@ -16,6 +16,7 @@ from app.limits import LimitStore, MemoryLimitStore
 from app.limits.base import NO_WINDOW
 from app.limits.redis import RedisLimitStore
 from tests.fixtures.redis import RedisForwarder
+from tests.fixtures.server import with_channel_prefix
 
 StoreFactory = Callable[[], LimitStore]
 
@@ -34,7 +35,7 @@ async def new_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactor
         prefix: str = request.getfixturevalue("prefix")
 
         def factory() -> LimitStore:
-            store = RedisLimitStore(f"{redis_url}?channel_prefix={prefix}")
+            store = RedisLimitStore(with_channel_prefix(redis_url, prefix))
             stores.append(store)
             return store
 
@@ -86,9 +87,9 @@ async def test_failures_count_within_a_window_that_then_ends(new_store: StoreFac
 async def test_two_redis_stores_on_one_prefix_share_buckets_and_windows(
     redis_url: str, prefix: str,
 ) -> None:
-    a = RedisLimitStore(f"{redis_url}?channel_prefix={prefix}")
-    b = RedisLimitStore(f"{redis_url}?channel_prefix={prefix}")
-    other = RedisLimitStore(f"{redis_url}?channel_prefix=other-{prefix}")
+    a = RedisLimitStore(with_channel_prefix(redis_url, prefix))
+    b = RedisLimitStore(with_channel_prefix(redis_url, prefix))
+    other = RedisLimitStore(with_channel_prefix(redis_url, f"other-{prefix}"))
     try:
         assert [await s.take("bucket", 0.01, 4) for s in (a, b, a, b)] == [0.0] * 4
         assert await a.take("bucket", 0.01, 4) > 0
@@ -107,7 +108,7 @@ async def test_two_redis_stores_on_one_prefix_share_buckets_and_windows(
 async def test_redis_keys_are_prefixed_bounded_in_length_and_expire(
     redis_url: str, prefix: str, admin: Redis,
 ) -> None:
-    store = RedisLimitStore(f"{redis_url}?channel_prefix={prefix}")
+    store = RedisLimitStore(with_channel_prefix(redis_url, prefix))
     try:
         await store.take("bucket:poll:sat-1", 1.0, 30)
         await store.add_failure("failures:login:email:" + "x" * 5000 + "@example.com", 60)

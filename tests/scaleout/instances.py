@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 from tests.cli.conftest import ROOT, cli_environment, run_cli
-from tests.fixtures.server import make_settings
+from tests.fixtures.server import make_settings, with_channel_prefix
 from tests.scaleout.conftest import POSTGRES_URL, REDIS_URL
 
 needs_postgres_and_redis = pytest.mark.skipif(
@@ -154,7 +154,7 @@ async def cluster(database_url: str, tmp_path: Path, **settings_env: str
     variables for both instances (e.g. `GROUNDSTATION_POLL_BURST="4"`)."""
     settings = make_settings(tmp_path, database_url=database_url)
     prefix = f"gs-test-{secrets.token_hex(4)}"
-    redis = f"{REDIS_URL}{'&' if '?' in REDIS_URL else '?'}channel_prefix={prefix}"
+    redis = with_channel_prefix(REDIS_URL, prefix)
     env = cli_environment(settings, REDIS_URL=redis, GROUNDSTATION_STATE_REFRESH_SECONDS="60",
                           GROUNDSTATION_LOG_LEVEL="WARNING", **settings_env)
     admin = await run_cli(env, tmp_path, "admin", "create", "--email", "ops@example.com",

@@ -10,6 +10,7 @@ from app.errors import RateLimited
 from app.limits import LimitStore, MemoryLimitStore
 from app.limits.redis import RedisLimitStore
 from app.services.rate_limits import FailureLimiter, SatelliteRateLimits
+from tests.fixtures.server import with_channel_prefix
 
 
 async def test_polls_beyond_the_burst_are_limited_per_satellite_with_retry_after() -> None:
@@ -38,7 +39,7 @@ async def test_failures_block_after_the_limit_and_report_the_burst_once() -> Non
 async def test_instances_sharing_redis_block_together_and_report_the_burst_once(
     redis_url: str, prefix: str,
 ) -> None:
-    stores: list[LimitStore] = [RedisLimitStore(f"{redis_url}?channel_prefix={prefix}")
+    stores: list[LimitStore] = [RedisLimitStore(with_channel_prefix(redis_url, prefix))
                                 for _ in range(2)]
     try:
         a, b = (FailureLimiter(store, "login", 3, 60, "Too many failures") for store in stores)
