@@ -44,3 +44,8 @@ class Metrics:
             "groundstation_heartbeat_flush_failures_total", "Failed heartbeat flushes",
             registry=self.registry,
         )
+        self.history_dropped = Counter(
+            "groundstation_heartbeat_history_dropped_total",
+            "Heartbeat history rows dropped because the buffer was full (oldest first)",
+            registry=self.registry,
+        )

@@ -222,7 +222,7 @@ class RedisBus:
                 if self._first_attempt is not None:
                     self._first_attempt.set()
                 with contextlib.suppress(RedisError, OSError, TimeoutError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
                 with contextlib.suppress(RedisError, OSError, TimeoutError):
                     await client.aclose()
             if self._is_closing():

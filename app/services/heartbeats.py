@@ -78,6 +78,9 @@ class HeartbeatRecorder:
         self._metrics = metrics
         self._pending: dict[str, _PendingSatellite] = {}
         self._history: deque[SatelliteHeartbeat] = deque()
+        # History rows taken by a flush that has not finished: still buffered (a failed
+        # flush puts them back), so they count as pending.
+        self._in_flight_history = 0
         self._dropped_history = 0
         self._lock = asyncio.Lock()
         self._repairs_logged: dict[str, tuple[tuple[str, ...], float]] = {}
@@ -137,7 +140,8 @@ class HeartbeatRecorder:
 
     @property
     def pending_history(self) -> int:
-        return len(self._history)
+        """History rows buffered and not yet written, including those a flush is writing."""
+        return len(self._history) + self._in_flight_history
 
     def _merge_pending(self, satellite_id: str, entry: _PendingSatellite) -> None:
         current = self._pending.get(satellite_id)
@@ -148,9 +152,13 @@ class HeartbeatRecorder:
 
     def _enforce_limit(self) -> None:
         limit = max(1, self._settings.flush_buffer_limit)
+        dropped = 0
         while len(self._history) > limit:
             self._history.popleft()
-            self._dropped_history += 1
+            dropped += 1
+        if dropped:
+            self._dropped_history += dropped
+            self._metrics.history_dropped.inc(dropped)
 
     # ---- flushing ----------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -175,9 +183,11 @@ class HeartbeatRecorder:
                 return True
             pending, history = self._pending, self._history
             self._pending, self._history = {}, deque()
+            self._in_flight_history = len(history)
             try:
                 await _write(pending, list(history))
             except BaseException as error:
+                self._in_flight_history = 0
                 self._restore(pending, history)
                 if not isinstance(error, Exception):
                     raise  # cancelled (shutdown): the final flush writes the batch
@@ -193,6 +203,7 @@ class HeartbeatRecorder:
                 if isinstance(error, IntegrityError):
                     await self._forget_vanished_satellites()
                 return False
+            self._in_flight_history = 0
             return True
 
     def _restore(self, pending: dict[str, _PendingSatellite],

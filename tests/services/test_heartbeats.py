@@ -148,22 +148,48 @@ async def test_database_hiccup_delays_persistence_but_never_fails_a_heartbeat(
         assert row.latest_metrics["cpu_usage_percent"] == 42
 
 
+def history_dropped(rt: Runtime) -> float:
+    return rt.metrics.registry.get_sample_value(
+        "groundstation_heartbeat_history_dropped_total") or 0.0
+
+
+async def history(satellite: TestSatellite) -> list[float | None]:
+    rows = await SatelliteHeartbeat.filter(satellite_id=satellite.id).order_by("timestamp")
+    return [row.cpu_usage_percent for row in rows]
+
+
 async def test_full_buffer_drops_the_oldest_history_rows(tmp_path: Path) -> None:
-    settings = hiccup_settings(tmp_path, flush_buffer_limit=3)
+    # Flushed only by the test, so what is buffered does not depend on when a flusher wakes.
+    settings = make_settings(tmp_path, flush_buffer_limit=3, flush_interval_seconds=3600)
     async with running(settings) as (rt, http):
         satellite = await satellite_factory(rt)()
-        with database_locked(settings):
-            for cpu in (1, 2, 3, 4, 5):
-                assert await send(http, satellite, heartbeat_body(cpu=cpu)) == 200
-            assert rt.heartbeats.pending_history == 3
+        for cpu in (1, 2, 3, 4, 5):
+            assert await send(http, satellite, heartbeat_body(cpu=cpu)) == 200
+        assert rt.heartbeats.pending_history == 3
+        assert history_dropped(rt) == 2
 
-        async def three_rows() -> bool:
-            return await SatelliteHeartbeat.filter(satellite_id=satellite.id).count() == 3
-
-        await eventually(three_rows)
-        rows = await SatelliteHeartbeat.filter(satellite_id=satellite.id).order_by("timestamp")
-        assert [row.cpu_usage_percent for row in rows] == [3, 4, 5]
+        assert await rt.heartbeats.flush()
+        assert await history(satellite) == [3, 4, 5]
         assert (await Satellite.get(id=satellite.id)).latest_metrics["cpu_usage_percent"] == 5
+
+
+async def test_a_failed_flush_keeps_its_rows_within_the_limit(tmp_path: Path) -> None:
+    settings = hiccup_settings(tmp_path, flush_buffer_limit=3, flush_interval_seconds=3600)
+    async with running(settings) as (rt, http):
+        satellite = await satellite_factory(rt)()
+        for cpu in (1, 2):
+            assert await send(http, satellite, heartbeat_body(cpu=cpu)) == 200
+        with database_locked(settings):
+            assert not await rt.heartbeats.flush()  # the lock outlasts the busy timeout
+        assert rt.heartbeats.pending_history == 2  # put back for the next try
+        for cpu in (3, 4, 5):
+            assert await send(http, satellite, heartbeat_body(cpu=cpu)) == 200
+        assert rt.heartbeats.pending_history == 3
+        assert history_dropped(rt) == 2
+
+        assert await rt.heartbeats.flush()
+        assert await history(satellite) == [3, 4, 5]
+        assert flush_failures(rt) == 1
 
 
 async def test_pending_heartbeats_are_written_at_shutdown(tmp_path: Path) -> None:
