@@ -63,6 +63,7 @@ class Settings:
     # Request limits
     max_body_bytes: int = 1024 * 1024
     max_event_body_bytes: int = 8 * 1024 * 1024
+    graphql_max_body_bytes: int = 128 * 1024
     # Authentication
     auth_failure_limit: int = 30
     auth_failure_window_seconds: int = 60

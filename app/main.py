@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from aiohttp import web
 
@@ -16,6 +18,8 @@ from app.rest.cors import add_cors_headers, cors_middleware
 from app.rest.errors import Handler, error_middleware
 from app.rest.routes import add_routes
 from app.services.runtime import Runtime, build_runtime
+
+log = logging.getLogger(__name__)
 
 
 @web.middleware
@@ -52,17 +56,59 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     finally:
         # Background work stops by itself once it sees the event (and the bus
         # closing ends subscriptions); the final flush then writes what is left.
+        # Every step is bounded: whatever clients or the database do, the process
+        # stops within the shutdown timeout plus about five seconds (docs/operations.md).
         rt.shutting_down.set()
-        await rt.bus.close()
-        await rt.tasks.stop(rt.settings.shutdown_timeout_seconds)
-        await rt.limits.close()
-        await rt.heartbeats.flush()
-        await close_database()
+        deadline = _shutdown_deadline(app)
+        await _bounded("closing the bus", rt.bus.close(), STEP_SECONDS / 2)
+        await rt.tasks.stop(max(0.0, deadline - time.monotonic()))
+        await _bounded("closing the limit store", rt.limits.close(), STEP_SECONDS / 2)
+        if not await _bounded("final heartbeat flush", rt.heartbeats.flush(), STEP_SECONDS):
+            log.error("shutdown: buffered heartbeats were not written",
+                      extra={"op": "shutdown", "history_rows": rt.heartbeats.pending_history,
+                             "satellites": rt.heartbeats.pending_satellites})
+        await _bounded("closing the database", close_database(), STEP_SECONDS / 2)
+
+
+# The final steps after the shutdown timeout (flush, close) get this long each.
+STEP_SECONDS = 2.0
+
+
+def _shutdown_deadline(app: web.Application) -> float:
+    """When the shutdown timeout ends (counted from the first shutdown step)."""
+    rt = app[RUNTIME_KEY]
+    return rt.shutdown_deadline or time.monotonic() + rt.settings.shutdown_timeout_seconds
+
+
+async def _bounded(step: str, work: Coroutine[Any, Any, object], seconds: float) -> bool:
+    """Run one shutdown step for at most `seconds`; False (logged) when it failed or hung.
+
+    Not `wait_for`: that waits for the cancelled step to finish, and a step stuck on
+    a locked database does not finish. A step still running is abandoned."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        task.add_done_callback(_retrieve)
+        log.error("shutdown: a step did not finish in time; going on without it",
+                  extra={"op": "shutdown", "step": step, "seconds": seconds})
+        return False
+    if task.exception() is not None:
+        log.error("shutdown: a step failed; going on without it", exc_info=task.exception(),
+                  extra={"op": "shutdown", "step": step})
+        return False
+    return task.result() is not False
+
+
+def _retrieve(task: asyncio.Future[object]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def _answer_held_polls(app: web.Application) -> None:
     """Shutdown step one: held long polls return (empty) so in-flight requests can finish."""
     rt = app[RUNTIME_KEY]
+    rt.shutdown_deadline = time.monotonic() + rt.settings.shutdown_timeout_seconds
     rt.shutting_down.set()
     for state in rt.fleet.all():
         state.wakeup.set()

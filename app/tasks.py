@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+CANCEL_GRACE_SECONDS = 1.0
 
 
 class BackgroundTasks:
@@ -29,12 +30,16 @@ class BackgroundTasks:
         if error is not None:
             log.error("background task %s failed", task.get_name(), exc_info=error)
 
-    async def stop(self, grace_seconds: float = 5.0) -> None:
-        """Let tasks finish on their own (they watch the shutdown event), then cancel.
+    async def stop(self, grace_seconds: float = 5.0,
+                   cancel_grace_seconds: float = CANCEL_GRACE_SECONDS) -> None:
+        """Let tasks finish on their own (they watch the shutdown event), then cancel,
+        and wait at most `cancel_grace_seconds` more for the cancelled ones.
 
         Cancelling a task in the middle of a database call is a last resort:
         tortoise's SQLite transaction context leaks its connection lock when it
-        is cancelled while entering, and every later query then waits forever.
+        is cancelled while entering, and a cancelled task may itself wait on a
+        locked database while it rolls back; so the wait after cancelling is
+        bounded too (shutdown goes on without such a task).
         """
         tasks = list(self._tasks)
         if tasks:
@@ -43,9 +48,11 @@ class BackgroundTasks:
                 log.warning("background task did not stop in time; cancelling",
                             extra={"task": task.get_name()})
                 task.cancel()
-            for task in still_running:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            if still_running:
+                _, stuck = await asyncio.wait(still_running, timeout=cancel_grace_seconds)
+                for task in stuck:
+                    log.error("background task still running after being cancelled; "
+                              "going on without it", extra={"task": task.get_name()})
         self._tasks.clear()
 
     def __len__(self) -> int:

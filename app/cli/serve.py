@@ -1,8 +1,17 @@
-"""`groundstation serve`: migrate, then serve until SIGINT/SIGTERM (graceful shutdown)."""
+"""`groundstation serve`: migrate, then serve until SIGINT/SIGTERM (graceful shutdown).
+
+The stop is bounded: in-flight requests get the shutdown timeout, the final
+steps a few seconds each (`app.main`), and a thread that still runs after them
+(a database driver's worker stuck on a lock) does not keep the process alive.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+import threading
+import time
 
 from aiohttp import web
 from yarl import URL
@@ -10,6 +19,11 @@ from yarl import URL
 from app.config import Settings
 from app.logs import configure_logging
 from app.main import create_app
+
+log = logging.getLogger(__name__)
+
+# How long threads still running after the server stopped may take to end.
+THREAD_GRACE_SECONDS = 1.0
 
 # run_app announces its bound sites as "======== Running on http://h:p ========".
 _ANNOUNCED_URL = re.compile(r"Running on (\S+)")
@@ -34,4 +48,21 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
         shutdown_timeout=settings.shutdown_timeout_seconds,
         print=announce,
     )
+    _exit_if_threads_linger()
     return 0
+
+
+def _exit_if_threads_linger() -> None:
+    """Give leftover non-daemon threads a moment, then exit without them (logged)."""
+    deadline = time.monotonic() + THREAD_GRACE_SECONDS
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    lingering = [thread.name for thread in threading.enumerate()
+                 if thread is not threading.current_thread() and not thread.daemon
+                 and thread.is_alive()]
+    if lingering:
+        log.error("shutdown: threads still running; exiting without them",
+                  extra={"op": "shutdown", "threads": lingering})
+        logging.shutdown()
+        os._exit(0)

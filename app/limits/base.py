@@ -30,3 +30,8 @@ class LimitStore(Protocol):
     async def add_failure(self, key: str, window_seconds: float) -> Window:
         """Count one failure; the first one opens a window of `window_seconds`."""
         ...
+
+    async def remove_failure(self, key: str) -> None:
+        """Take one failure back (an attempt counted in advance succeeded); the window
+        keeps its end."""
+        ...

@@ -79,3 +79,11 @@ class MemoryLimitStore:
         entry = self._windows[key]
         entry.count += 1
         return Window(entry.count, entry.ends - time.monotonic())
+
+    async def remove_failure(self, key: str) -> None:
+        self.remove_failure_now(key)
+
+    def remove_failure_now(self, key: str) -> None:
+        if self.window_now(key) is not NO_WINDOW:
+            entry = self._windows[key]
+            entry.count = max(0, entry.count - 1)

@@ -70,6 +70,13 @@ end
 return {count, redis.call('PTTL', KEYS[1])}
 """
 
+# KEYS[1] window. One failure less, never below zero; the expiry stays.
+_REMOVE_FAILURE = """
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 then redis.call('DECR', KEYS[1]) end
+return count
+"""
+
 _WINDOW = """
 local count = tonumber(redis.call('GET', KEYS[1]) or '0')
 return {count, redis.call('PTTL', KEYS[1])}
@@ -91,6 +98,7 @@ class RedisLimitStore:
             "take": self._client.register_script(_TAKE),
             "add_failure": self._client.register_script(_ADD_FAILURE),
             "window": self._client.register_script(_WINDOW),
+            "remove_failure": self._client.register_script(_REMOVE_FAILURE),
         }
         # Concurrent requests' scripts go to Redis together, one round trip per batch.
         self._calls = PipelinedCalls(self._client)
@@ -132,6 +140,10 @@ class RedisLimitStore:
         if reply is None:
             return self._local.add_failure_now(key, window_seconds)
         return _window(reply)
+
+    async def remove_failure(self, key: str) -> None:
+        if await self._run("remove_failure", key) is None:
+            self._local.remove_failure_now(key)
 
     async def _run(self, script: str, key: str, *args: object) -> Any:
         """The script's reply, or None when Redis cannot be used (count locally then)."""

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.db_errors import database_unavailable
+from app.db_errors import database_unavailable, unstorable_value
 from app.errors import AppError
 
 log = logging.getLogger(__name__)
@@ -55,13 +55,45 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             )
         raise
     except Exception as error:
-        unavailable = database_unavailable(error)
-        if unavailable is not None:
-            log.error("database unreachable", extra={"op": "http", "path": request.path,
-                                                     "error": type(error).__name__})
-            return error_response(unavailable)
+        known = classify(request, error, "http")
+        if known is not None:
+            return error_response(known)
         log.exception("unhandled error", extra={"op": "http", "path": request.path})
         return json_response(
             {"success": False, "error": "internal_error", "message": "Internal server error"},
             status=500,
         )
+
+
+def client_went_away(request: web.Request) -> bool:
+    """The client closed its connection: whatever failed, nobody is waiting for an answer."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+class ClientGone(AppError):
+    """Answer to a client that has hung up (never delivered; 499 in the access log)."""
+
+    status = 499
+    code = "client_closed_request"
+
+
+def classify(request: web.Request, error: Exception, op: str) -> AppError | None:
+    """The client-facing error for an exception a handler did not expect, logged once;
+    None for a bug (the caller logs it with its stack trace and answers 500).
+
+    Order matters: a reset by the client looks like a broken database connection."""
+    if client_went_away(request):
+        log.info("client closed the connection before the answer",
+                 extra={"op": op, "path": request.path, "error": type(error).__name__})
+        return ClientGone("The client closed the connection")
+    unavailable = database_unavailable(error)
+    if unavailable is not None:
+        log.error("database unreachable", extra={"op": op, "path": request.path,
+                                                 "error": type(error).__name__})
+        return unavailable
+    unstorable = unstorable_value(error)
+    if unstorable is not None:
+        log.info("value the database cannot hold", extra={"op": op, "path": request.path,
+                                                         "error": type(error).__name__})
+    return unstorable

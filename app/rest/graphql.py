@@ -8,6 +8,11 @@ off) on the same path. The caller comes from the session cookie or
 session. Websocket origins are limited to `ALLOWED_ORIGINS` (default: same
 origin). GraphiQL is served only with `GROUNDSTATION_DEBUG` on.
 
+Bodies are read whole up to `GROUNDSTATION_GRAPHQL_MAX_BODY_BYTES` and parsed by
+the one strict JSON reader (`app.rest.bodies`); every answer of this path, a
+refused body included, has the GraphQL shape `{"errors": [{"message", "extensions":
+{"code"}}]}`.
+
 Each accepted websocket is a live connection of its session (`services.live`):
 logout or a password change closes it (4403), shutdown too (1001), a membership
 change replaces the caller its subscriptions filter with.
@@ -15,16 +20,21 @@ change replaces the caller its subscriptions filter with.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
+from cross_web import AiohttpHTTPRequestAdapter, HTTPException
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from app.errors import AppError, ValidationError
 from app.rest.addresses import client_address
-from app.rest.context import RUNTIME_KEY
+from app.rest.bodies import parse_json, parse_json_object, read_body
+from app.rest.context import RUNTIME_KEY, runtime_of
+from app.rest.errors import classify, json_response
 from app.schema import schema
 from app.schema.context import SESSION_COOKIE, Context
 from app.services.live import SHUTDOWN, LiveConnection
@@ -46,7 +56,28 @@ def session_token(request: web.Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE) or None
 
 
+def graphql_error_response(status: int, message: str, code: str,
+                           reason: str | None = None,
+                           headers: dict[str, str] | None = None) -> web.Response:
+    """An answer of `/graphql` that is not an execution result, in the GraphQL error shape."""
+    extensions = {"code": code, **({"reason": reason} if reason else {})}
+    return json_response({"errors": [{"message": message, "extensions": extensions}]},
+                         status=status, headers=headers)
+
+
+class _BoundedRequestAdapter(AiohttpHTTPRequestAdapter):
+    """Reads the body through the one bounded reader (413 beyond the GraphQL limit)."""
+
+    async def get_body(self) -> bytes:
+        if self._body is None:
+            limit = runtime_of(self.request).settings.graphql_max_body_bytes
+            self._body = await read_body(self.request, limit)
+        return self._body
+
+
 class GroundstationGraphQLView(GraphQLView[Context, None]):
+    request_adapter_class = _BoundedRequestAdapter
+
     def __init__(self, rt: Runtime) -> None:
         super().__init__(
             schema,
@@ -92,9 +123,43 @@ class GroundstationGraphQLView(GraphQLView[Context, None]):
 
         return self.rt.live.open(principal, on_end=close, on_principal=replace)
 
+    async def create_websocket_response(
+        self, request: web.Request, subprotocol: str | None
+    ) -> web.WebSocketResponse:
+        """As strawberry's, with messages bounded like HTTP bodies (aiohttp allows 4 MiB)."""
+        socket = web.WebSocketResponse(
+            protocols=[subprotocol] if subprotocol else [],
+            max_msg_size=self.rt.settings.graphql_max_body_bytes,
+        )
+        await socket.prepare(request)
+        return socket
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """An HTTP body: a JSON object, or a `ValidationError` saying what is wrong."""
+        return parse_json_object(data, "GraphQL request body")
+
+    def decode_json(self, data: str | bytes) -> object:
+        """A websocket message: the same strict reader (strawberry closes the socket, 4400,
+        on a `JSONDecodeError`)."""
+        try:
+            return parse_json(data, "Message")
+        except ValidationError as error:
+            raise json.JSONDecodeError(error.message, "", 0) from error
+
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         try:
-            return await super().__call__(request)
+            return await self.run(request=request)
+        except AppError as error:
+            return graphql_error_response(error.status, error.message, error.graphql_code,
+                                          error.code, error.headers)
+        except HTTPException as error:  # strawberry's own refusals (method, content type, …)
+            return graphql_error_response(error.status_code, error.reason, "VALIDATION")
+        except Exception as error:
+            known = classify(request, error, "graphql")
+            if known is None:
+                raise  # a bug: the error middleware logs it and answers 500
+            return graphql_error_response(known.status, known.message, known.graphql_code,
+                                          known.code, known.headers)
         finally:
             connection = request.get(_LIVE_CONNECTION)
             if connection is not None:

@@ -7,9 +7,10 @@ from typing import Any
 from aiohttp import web
 
 from app.rest.addresses import client_address
+from app.rest.bodies import read_json_object
 from app.rest.context import runtime_of
 from app.rest.errors import json_response
-from app.rest.satellite_call import parse_model, read_json_body
+from app.rest.satellite_call import parse_model
 from app.services.registration import RegistrationResult, register_satellite
 from app.wire.registration import RegistrationRequest
 
@@ -18,7 +19,7 @@ async def register(request: web.Request) -> web.StreamResponse:
     rt = runtime_of(request)
 
     async def read_body() -> RegistrationRequest:
-        data = await read_json_body(request, rt.settings.max_body_bytes)
+        data = await read_json_object(request, rt.settings.max_body_bytes)
         return parse_model(RegistrationRequest, data)
 
     result = await register_satellite(

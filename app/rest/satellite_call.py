@@ -1,4 +1,4 @@
-"""The ordered checks of every `/api/satellites/{id}/…` route (protocol.md §1).
+"""The ordered checks of every `/api/satellites/{id}/…` route (docs/protocol.md "Checks").
 
 authentication (401) → satellite disabled (401) → IP allow-list (403) →
 binding (403, also for an id that does not exist) → rate limit (429) →
@@ -9,7 +9,6 @@ headers.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -17,9 +16,10 @@ from typing import Any, Generic, TypeVar
 import pydantic
 from aiohttp import web
 
-from app.errors import Forbidden, PayloadTooLarge, Unauthenticated, ValidationError
+from app.errors import Forbidden, Unauthenticated, ValidationError
 from app.models.enums import SatelliteStatus
 from app.rest.addresses import client_address
+from app.rest.bodies import read_json_object
 from app.rest.context import runtime_of
 from app.services.authentication import authenticate_satellite
 from app.services.fleet import SatelliteState
@@ -55,24 +55,6 @@ def parse_model(model: type[BodyT], data: Any, what: str = "body") -> BodyT:
         raise validation_error(error, what) from error
 
 
-async def read_json_body(request: web.Request, max_bytes: int) -> Any:
-    """Read at most `max_bytes` (413 beyond) and parse JSON (400 when it is not JSON)."""
-    declared = request.content_length
-    if declared is not None and declared > max_bytes:
-        raise PayloadTooLarge(f"Request body exceeds {max_bytes} bytes")
-    raw = await request.content.read(max_bytes + 1)
-    if len(raw) > max_bytes:
-        raise PayloadTooLarge(f"Request body exceeds {max_bytes} bytes")
-    if not raw.strip():
-        raise ValidationError("Request body must be a JSON object")
-    try:
-        return json.loads(raw)
-    except RecursionError as error:
-        raise ValidationError("Request body is nested too deeply") from error
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ValidationError(f"Request body is not valid JSON: {error}") from error
-
-
 def satellite_route(
     *,
     body: type[pydantic.BaseModel] | None = None,
@@ -105,7 +87,7 @@ def satellite_route(
             parsed: Any = None
             if body is not None:
                 limit = (max_body_bytes or _default_limit)(rt)
-                parsed = parse_model(body, await read_json_body(request, limit))
+                parsed = parse_model(body, await read_json_object(request, limit))
             elif query is not None:
                 parsed = parse_model(query, _query_dict(request.query), "query")
             return await handler(SatelliteCall(request, rt, satellite, address, parsed))

@@ -17,7 +17,7 @@ from typing import Any
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from app.db_errors import database_unavailable
+from app.db_errors import database_unavailable, unstorable_value
 from app.errors import AppError
 
 log = logging.getLogger("app.graphql")
@@ -27,7 +27,8 @@ INTERNAL_MESSAGE = "Internal server error"
 
 def is_expected(error: GraphQLError) -> bool:
     original = error.original_error
-    return original is None or isinstance(original, AppError | GraphQLError)
+    return (original is None or isinstance(original, AppError | GraphQLError)
+            or unstorable_value(original) is not None)
 
 
 def client_error(error: GraphQLError) -> GraphQLError:
@@ -39,11 +40,11 @@ def client_error(error: GraphQLError) -> GraphQLError:
         if not (error.extensions or {}).get("code"):
             error.extensions = {**(error.extensions or {}), "code": "VALIDATION"}
         return error
-    unavailable = database_unavailable(original)
-    if unavailable is not None:
-        return GraphQLError(unavailable.message, nodes=error.nodes, source=error.source,
+    known = database_unavailable(original) or unstorable_value(original)
+    if known is not None:
+        return GraphQLError(known.message, nodes=error.nodes, source=error.source,
                             positions=error.positions, path=error.path,
-                            extensions=unavailable.extensions)
+                            extensions=known.extensions)
     return GraphQLError(INTERNAL_MESSAGE, nodes=error.nodes, source=error.source,
                         positions=error.positions, path=error.path,
                         extensions={"code": "INTERNAL"})

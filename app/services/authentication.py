@@ -18,7 +18,13 @@ cost CPU and prove nothing more).
 
 Repeated failures from one address are rate limited (API keys and
 registration tokens together); keys already verified keep working from that
-address (fleets share NAT addresses).
+address (fleets share NAT addresses). Failures are counted after the fact, not
+reserved in advance as logins are: API keys are 256-bit random secrets that no
+number of guesses finds, the Argon2 work is bounded by the verification
+semaphore, and concurrent verifications of one presented key share one result
+(so a burst of the same wrong key costs one hash). Reserving would instead
+refuse legitimate satellites behind one NAT address while a restart
+re-verifies their keys.
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ class VerifiedKeyCache:
         self._failed: OrderedDict[bytes, float] = OrderedDict()
         self._semaphore: asyncio.Semaphore | None = None
         self._concurrency = settings.key_verify_concurrency
+        self._in_flight: dict[bytes, asyncio.Future[bool]] = {}
 
     def digest(self, presented: str) -> bytes:
         return hmac.new(self._digest_key, presented.encode(), hashlib.sha256).digest()
@@ -115,7 +122,17 @@ class VerifiedKeyCache:
         self._verified.clear()
         self._failed.clear()
 
-    async def verify(self, stored_hash: str, presented: str) -> bool:
+    async def verify(self, digest: bytes, stored_hash: str, presented: str) -> bool:
+        """Argon2-verify `presented` in a thread; concurrent calls for one key share one
+        verification (which finishes even if the caller that started it goes away)."""
+        task = self._in_flight.get(digest)
+        if task is None:
+            task = asyncio.ensure_future(self._verify_now(stored_hash, presented))
+            self._in_flight[digest] = task
+            task.add_done_callback(lambda _: self._in_flight.pop(digest, None))
+        return await asyncio.shield(task)
+
+    async def _verify_now(self, stored_hash: str, presented: str) -> bool:
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self._concurrency)
         async with self._semaphore:
@@ -169,7 +186,7 @@ async def authenticate_satellite(
     if state is None or state.key_hash is None or state.key_id != parsed.key_id:
         await _fail(rt, digest, address, "unknown_key_id", parsed.key_id)
     generation = state.key_generation
-    if not await cache.verify(state.key_hash, presented):
+    if not await cache.verify(digest, state.key_hash, presented):
         await _fail(rt, digest, address, "wrong_secret", parsed.key_id)
     if state.key_generation != generation:  # rotated while we were verifying
         await _fail(rt, digest, address, "key_rotated", parsed.key_id)

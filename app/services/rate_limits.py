@@ -7,6 +7,7 @@ process memory or in Redis, so every instance of a deployment shares one count.
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 
 from app.config import Settings
 from app.errors import RateLimited
@@ -39,7 +40,14 @@ class SatelliteRateLimits:
 
 class FailureLimiter:
     """More than `limit` failures for one key (an address, an e-mail) within a window
-    that starts at the first failure → 429 for the rest of that window."""
+    that starts at the first failure → 429 for the rest of that window.
+
+    Two ways to count. `check()` … `record_failure()` counts after the fact: cheap
+    checks only, as concurrent attempts all pass the check before any failure is
+    recorded. `reserve()` … `release()` counts every attempt as a failure *before*
+    the expensive check and takes it back on success, so of any number of
+    concurrent attempts at most `limit` are ever checked (login passwords).
+    """
 
     def __init__(
         self, store: LimitStore, namespace: str, limit: int, window_seconds: float, message: str
@@ -64,6 +72,21 @@ class FailureLimiter:
         retry = await self.retry_after(key)
         if retry is not None:
             raise RateLimited(self._message, retry_after=retry)
+
+    async def reserve(self, key: str,
+                      on_burst: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Count this attempt as a failure now; `RateLimited` when that passes the limit
+        (`on_burst` runs once per window, for the attempt that first passes it)."""
+        window = await self._store.add_failure(self._key(key), self._window)
+        if window.failures <= self._limit:
+            return
+        if window.failures == self._limit + 1 and on_burst is not None:
+            await on_burst()
+        raise RateLimited(self._message, retry_after=max(1, math.ceil(window.seconds_left)))
+
+    async def release(self, key: str) -> None:
+        """The reserved attempt succeeded: it is not a failure after all."""
+        await self._store.remove_failure(self._key(key))
 
     async def record_failure(self, key: str) -> bool:
         """Count a failure; True exactly once per window (across instances), when the

@@ -46,6 +46,8 @@ class Runtime:
     session_cache: SessionCache = field(default_factory=SessionCache)
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
+    # time.monotonic() when the shutdown timeout ends (0.0 until shutdown begins)
+    shutdown_deadline: float = 0.0
     # time.monotonic() when the server started serving (offline detection's grace period)
     started_monotonic: float = 0.0
 

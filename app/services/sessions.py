@@ -122,20 +122,29 @@ def _limit_keys(address: str | None, email: str) -> tuple[str, str]:
 
 async def _check_password(rt: Runtime, user: User | None, password: str,
                           address: str | None, email: str) -> bool:
-    """Verify with the login limiter around it (429 before any hashing when blocked)."""
-    for key in _limit_keys(address, email):
-        await rt.login_failures.check(key)
+    """Verify with the login limiter around it.
+
+    The attempt is counted against the address and the email *before* the hash is
+    checked (and taken back when the password is right), so concurrent guesses cannot
+    all slip past the limit: at most `login_failure_limit` are ever checked per window.
+    """
+    keys = _limit_keys(address, email)
+    for key in keys:
+
+        async def burst(key: str = key) -> None:
+            await record_audit("security.login_failure_burst", actor=anonymous_actor(address),
+                               details={"limited": key.split(":", 1)[0]})
+
+        await rt.login_failures.reserve(key, on_burst=burst)
     if len(password) > MAX_PASSWORD_LENGTH:  # bounds the Argon2 work a client can ask for
         ok = False
     elif user is None:
         ok = await verify_unknown_user(password)
     else:
         ok = await verify_password(user.password_hash, password)
-    if not ok:
-        for key in _limit_keys(address, email):
-            if await rt.login_failures.record_failure(key):
-                await record_audit("security.login_failure_burst", actor=anonymous_actor(address),
-                                   details={"limited": key.split(":", 1)[0]})
+    if ok:
+        for key in keys:
+            await rt.login_failures.release(key)
     return ok
 
 

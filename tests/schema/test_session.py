@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,21 @@ async def test_repeated_failed_logins_are_rate_limited(
     # even the right password is refused while limited
     assert await anonymous.error_code(
         LOGIN, {"email": user.email, "password": PASSWORD}) == "RATE_LIMITED"
+
+
+async def test_concurrent_wrong_logins_are_checked_at_most_the_limit_times(
+    anonymous: GraphQLClient, make_user: UserFactory, rt: Runtime,
+) -> None:
+    user = await make_user()
+    limit = rt.settings.login_failure_limit
+
+    codes = await asyncio.gather(*(
+        anonymous.error_code(LOGIN, {"email": user.email, "password": f"wrong-{n}"})
+        for n in range(40)))
+
+    assert codes.count("UNAUTHENTICATED") <= limit  # checked against the password
+    assert codes.count("RATE_LIMITED") >= 40 - limit
+    assert set(codes) == {"UNAUTHENTICATED", "RATE_LIMITED"}
 
 
 async def test_a_removed_member_loses_the_team_at_once_despite_the_session_cache(

@@ -3,6 +3,8 @@ security event per burst, whether counted in memory or shared through Redis."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from app.config import Settings
@@ -52,3 +54,49 @@ async def test_instances_sharing_redis_block_together_and_report_the_burst_once(
     finally:
         for store in stores:
             await store.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def login_store(request: pytest.FixtureRequest) -> object:
+    if request.param == "memory":
+        yield MemoryLimitStore()
+        return
+    redis_url: str = request.getfixturevalue("redis_url")
+    store = RedisLimitStore(with_channel_prefix(redis_url, request.getfixturevalue("prefix")))
+    yield store
+    await store.close()
+
+
+async def test_concurrent_reservations_let_at_most_the_limit_through(
+    login_store: LimitStore,
+) -> None:
+    limiter = FailureLimiter(login_store, "login", 10, 60, "Too many failed logins")
+    bursts: list[str] = []
+
+    async def burst() -> None:
+        bursts.append("burst")
+
+    async def attempt() -> str:
+        try:
+            await limiter.reserve("email:x@example.com", on_burst=burst)
+        except RateLimited:
+            return "limited"
+        await asyncio.sleep(0.05)  # the expensive check, while the others arrive
+        return "checked"
+
+    outcomes = await asyncio.gather(*(attempt() for _ in range(40)))
+
+    assert outcomes.count("checked") == 10
+    assert outcomes.count("limited") == 30
+    assert bursts == ["burst"]
+
+
+async def test_a_released_reservation_is_not_a_failure(login_store: LimitStore) -> None:
+    limiter = FailureLimiter(login_store, "login", 2, 60, "Too many failed logins")
+    for _ in range(5):  # right passwords: reserved, then released
+        await limiter.reserve("email:y@example.com")
+        await limiter.release("email:y@example.com")
+    await limiter.reserve("email:y@example.com")  # two real failures still fit
+    await limiter.reserve("email:y@example.com")
+    with pytest.raises(RateLimited):
+        await limiter.reserve("email:y@example.com")
