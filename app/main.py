@@ -57,12 +57,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         # Background work stops by itself once it sees the event (and the bus
         # closing ends subscriptions); the final flush then writes what is left.
         # Every step is bounded: whatever clients or the database do, the process
-        # stops within the shutdown timeout plus about five seconds (docs/operations.md).
+        # stops within the shutdown timeout plus at most about eight seconds
+        # (docs/operations.md §9).
         rt.shutting_down.set()
         deadline = _shutdown_deadline(app)
-        await _bounded("closing the bus", rt.bus.close(), STEP_SECONDS / 2)
+        await _bounded("closing the bus", rt.bus.close(), STEP_SECONDS / 4)
         await rt.tasks.stop(max(0.0, deadline - time.monotonic()))
-        await _bounded("closing the limit store", rt.limits.close(), STEP_SECONDS / 2)
+        await _bounded("closing the limit store", rt.limits.close(), STEP_SECONDS / 4)
         if not await _bounded("final heartbeat flush", rt.heartbeats.flush(), STEP_SECONDS):
             log.error("shutdown: buffered heartbeats were not written",
                       extra={"op": "shutdown", "history_rows": rt.heartbeats.pending_history,

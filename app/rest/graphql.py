@@ -21,6 +21,7 @@ change replaces the caller its subscriptions filter with.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -37,10 +38,13 @@ from app.rest.context import RUNTIME_KEY, runtime_of
 from app.rest.errors import classify, json_response
 from app.schema import schema
 from app.schema.context import SESSION_COOKIE, Context
+from app.schema.errors import INTERNAL_MESSAGE
 from app.services.live import SHUTDOWN, LiveConnection
 from app.services.principals import Principal
 from app.services.runtime import Runtime
 from app.services.sessions import authenticate_session
+
+log = logging.getLogger(__name__)
 
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
 SESSION_ENDED_CLOSE_CODE = 4403
@@ -123,6 +127,11 @@ class GroundstationGraphQLView(GraphQLView[Context, None]):
 
         return self.rt.live.open(principal, on_end=close, on_principal=replace)
 
+    async def reject_websocket(self, request: web.Request) -> web.Response:
+        """A websocket from an origin not in `ALLOWED_ORIGINS` (403, GraphQL-shaped)."""
+        return graphql_error_response(
+            403, "Websockets from this origin are not allowed (ALLOWED_ORIGINS)", "FORBIDDEN")
+
     async def create_websocket_response(
         self, request: web.Request, subprotocol: str | None
     ) -> web.WebSocketResponse:
@@ -157,7 +166,8 @@ class GroundstationGraphQLView(GraphQLView[Context, None]):
         except Exception as error:
             known = classify(request, error, "graphql")
             if known is None:
-                raise  # a bug: the error middleware logs it and answers 500
+                log.exception("unhandled error", extra={"op": "graphql", "path": request.path})
+                return graphql_error_response(500, INTERNAL_MESSAGE, "INTERNAL")
             return graphql_error_response(known.status, known.message, known.graphql_code,
                                           known.code, known.headers)
         finally:

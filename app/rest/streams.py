@@ -151,6 +151,10 @@ async def satellites(request: web.Request) -> web.StreamResponse:
 
 # ---- lifecycle: live connections follow the bus, and end at shutdown ----------------
 
+# How long open websockets and streams get to close at shutdown (before the timeout for
+# in-flight requests starts): part of the bounded stop (docs/operations.md §9).
+LIVE_CLOSE_SECONDS = 2.0
+
 
 async def _follow_sessions(app: web.Application) -> None:
     rt = app[RUNTIME_KEY]
@@ -160,7 +164,7 @@ async def _follow_sessions(app: web.Application) -> None:
 async def _end_live_connections(app: web.Application) -> None:
     rt = app[RUNTIME_KEY]
     rt.shutting_down.set()
-    await rt.live.end_all()
+    await rt.live.end_all(grace_seconds=LIVE_CLOSE_SECONDS)
 
 
 def add_live_lifecycle(app: web.Application) -> None:

@@ -78,3 +78,16 @@ async def test_errors_carry_a_code_and_never_a_stack_trace(anonymous: GraphQLCli
     assert error["extensions"]["code"] == "VALIDATION"
     assert "Traceback" not in str(result)
     assert "stacktrace" not in str(error.get("extensions", {})).lower()
+
+
+async def test_a_websocket_from_another_origin_is_refused_in_the_graphql_shape(
+    http: aiohttp.ClientSession,
+) -> None:
+    async with http.get("/graphql", headers={
+        "Origin": "https://evil.example.com", "Connection": "Upgrade", "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Protocol": "graphql-transport-ws",
+    }) as response:
+        assert response.status == 403
+        body = await response.json()
+        assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
