@@ -31,6 +31,7 @@ from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from app.auth.bearer import bearer_credential
 from app.errors import AppError, ValidationError
 from app.rest.addresses import client_address
 from app.rest.bodies import parse_json, parse_json_object, read_body
@@ -54,10 +55,8 @@ _LIVE_CONNECTION = web.RequestKey("live_connection", LiveConnection)
 
 def session_token(request: web.Request) -> str | None:
     """The session token of a request: the Bearer header wins over the cookie."""
-    authorization = request.headers.get("Authorization", "")
-    if authorization.startswith("Bearer "):
-        return authorization[len("Bearer "):].strip() or None
-    return request.cookies.get(SESSION_COOKIE) or None
+    return (bearer_credential(request.headers.get("Authorization"))
+            or request.cookies.get(SESSION_COOKIE) or None)
 
 
 def graphql_error_response(status: int, message: str, code: str,

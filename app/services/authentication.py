@@ -19,7 +19,7 @@ cost CPU and prove nothing more).
 Repeated failures from one address are rate limited (API keys and
 registration tokens together); keys already verified keep working from that
 address (fleets share NAT addresses). Failures are counted after the fact, not
-reserved in advance as logins are: API keys are 256-bit random secrets that no
+reserved in advance as logins are: API keys carry 144 random bits (24 characters) that no
 number of guesses finds, the Argon2 work is bounded by the verification
 semaphore, and concurrent verifications of one presented key share one result
 (so a burst of the same wrong key costs one hash). Reserving would instead
@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
 from app.auth.api_keys import parse_api_key, verify_api_key
+from app.auth.bearer import bearer_credential
 from app.config import Settings
 from app.errors import Unauthenticated
 from app.models import Satellite
@@ -161,9 +162,7 @@ async def authenticate_satellite(
     address with too many recent failures (cached keys keep working).
     """
     cache = rt.key_cache
-    presented = ""
-    if authorization is not None and authorization.startswith("Bearer "):
-        presented = authorization[len("Bearer "):].strip()
+    presented = bearer_credential(authorization) or ""
     digest = cache.digest(presented)
     trusted = rt.fleet.in_sync()
     hit = cache.verified(digest) if presented else None

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from app.auth.bearer import bearer_credential
 from app.auth.registration_tokens import (
     EXPIRED,
     INVALID,
@@ -178,13 +179,11 @@ async def revoke_registration_token(rt: Runtime, jti: str, *, actor: Actor) -> R
 
 
 def _presented_token(authorization: str | None) -> str:
-    if authorization is None or authorization[:7].lower() != "bearer ":
+    token = bearer_credential(authorization)
+    if token is None:
         raise _unauthenticated(
             TOKEN_REQUIRED, "A registration token is required (Authorization: Bearer <token>)"
         )
-    token = authorization[7:].strip()
-    if not token:
-        raise _unauthenticated(TOKEN_REQUIRED, "A registration token is required")
     return token
 
 

@@ -43,6 +43,16 @@ def with_other_secret(api_key: str) -> str:
     return api_key[:-1] + ("A" if last != "A" else "B")
 
 
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer"])
+async def test_the_bearer_scheme_is_case_insensitive(
+    http: aiohttp.ClientSession, make_satellite: SatelliteFactory, scheme: str
+) -> None:
+    satellite = await make_satellite()
+    status, _, _ = await poll(http, satellite.id, None,
+                              headers={"Authorization": f"{scheme} {satellite.api_key}"})
+    assert status == 200
+
+
 @pytest.mark.parametrize(
     "headers",
     [
