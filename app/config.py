@@ -72,6 +72,9 @@ class Settings:
     key_verify_concurrency: int = 2
     # People: sessions expire after this long without use; failed logins are limited
     session_idle_seconds: int = 7 * 24 * 3600
+    # Verified sessions are remembered this long (evicted at once over the bus on logout
+    # and membership changes; changes by another process show within this time).
+    session_cache_seconds: float = 5.0
     login_failure_limit: int = 10
     login_failure_window_seconds: int = 300
     # Per-satellite token buckets (requests per second, burst)

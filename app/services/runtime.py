@@ -80,4 +80,5 @@ def build_runtime(
         heartbeats=HeartbeatRecorder(settings, metrics),
         secrets=build_secret_box(settings, keys.encryption_default),
         metrics=metrics,
+        session_cache=SessionCache(ttl=settings.session_cache_seconds),
     )

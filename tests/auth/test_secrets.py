@@ -146,6 +146,7 @@ def test_without_encryption_keys_the_derived_key_is_used() -> None:
         (encode_key(b"short"), "entry 2 decodes to 5 bytes, expected 32"),
         (encode_key(os.urandom(48)), "entry 2 decodes to 48 bytes"),
     ],
+    ids=["not-base64", "too-short", "too-long"],  # stable ids: xdist workers must agree
 )
 def test_malformed_encryption_keys_are_a_clear_settings_error(raw: str, message: str) -> None:
     settings = Settings(encryption_keys=(generate_key(), raw))

@@ -55,7 +55,7 @@ def cli_environment(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 async def run_cli(
-    env: dict[str, str], cwd: Path, *argv: str, timeout: float = 30.0
+    env: dict[str, str], cwd: Path, *argv: str, timeout: float = 60.0
 ) -> CliResult:
     """`python -m app.cli ARGV…` (what the `groundstation` script runs), stdin closed."""
     process = await asyncio.create_subprocess_exec(

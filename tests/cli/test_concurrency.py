@@ -19,8 +19,13 @@ from app.main import create_app
 from app.rest.context import RUNTIME_KEY
 from tests.cli.conftest import Cli, CliResult, cli_environment, run_cli
 from tests.fixtures.people import TokenFactory
-from tests.fixtures.satellites import SatelliteFactory, TestSatellite, satellite_factory
-from tests.fixtures.server import make_settings
+from tests.fixtures.satellites import (
+    SatelliteFactory,
+    TestSatellite,
+    satellite_factory,
+    until_poll_held,
+)
+from tests.fixtures.server import eventually, make_settings
 
 HEARTBEAT = {"status": "active", "system_metrics": {"cpu_usage_percent": 3, "memory_usage_mb": 99},
              "processes": [{"id": "proc-1", "server_name": "x", "status": "running",
@@ -77,7 +82,11 @@ async def test_cli_writes_while_the_server_is_busy_never_meet_a_locked_database(
     traffic = Traffic(http)
     tasks = [asyncio.create_task(traffic.satellite(s)) for s in busy]
     tasks.append(asyncio.create_task(traffic.registrations(issue_token)))
-    await asyncio.sleep(0.3)
+
+    async def flowing() -> bool:
+        return len(traffic.statuses) >= 20
+
+    await eventually(flowing)  # the server is busy before the CLI starts writing
 
     waves = [
         [("satellite", "disable", target.id), ("token", "create", "--scope", "global"),
@@ -128,27 +137,28 @@ async def test_a_command_sent_with_the_cli_reaches_a_held_long_poll_within_two_s
     refresh_at_default: tuple[Settings, TestServer], tmp_path: Path
 ) -> None:
     settings, server = refresh_at_default
-    satellite = await satellite_factory(server.app[RUNTIME_KEY])()
+    rt = server.app[RUNTIME_KEY]
+    satellite = await satellite_factory(rt)()
     async with aiohttp.ClientSession(base_url=str(server.make_url("/"))) as http:
 
         async def long_poll() -> dict[str, object]:
-            async with http.get(satellite.path("commands"), params={"wait": "15"},
+            async with http.get(satellite.path("commands"), params={"wait": "30"},
                                 headers=satellite.headers) as response:
                 assert response.status == 200
                 answer: dict[str, object] = await response.json()
                 return answer
 
         held = asyncio.create_task(long_poll())
-        await asyncio.sleep(0.3)
+        await until_poll_held(rt, satellite.id)
         assert not held.done(), "the poll should be held while nothing is queued"
         sent = await run_cli(cli_environment(settings), tmp_path, "command", "send",
                              "--satellite", satellite.id, "--type", "spawn")
         sent_at = time.monotonic()
         assert sent.returncode == 0, sent.stderr
-        answer = await asyncio.wait_for(held, timeout=6)  # 3x the 2 s guarantee
+        answer = await asyncio.wait_for(held, timeout=25)
         waited = time.monotonic() - sent_at
 
     commands = answer["commands"]
     assert isinstance(commands, list)
     assert [command["id"] for command in commands] == [sent.line]
-    assert waited < 6
+    assert waited < 6  # 3x the 2 s guarantee

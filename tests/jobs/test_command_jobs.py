@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
 
+import app.services.commands as commands_service
 from app.bus import Channels
 from app.jobs.runner import scheduled_jobs
 from app.main import create_app
@@ -28,17 +30,46 @@ from app.services.commands import (
 from app.services.fleet import SatelliteState
 from app.services.runtime import Runtime
 from app.services.satellites import create_satellite
-from tests.fixtures.server import make_settings
+from tests.fixtures.server import listening, make_settings
 
 LEASE_SECONDS = 1
 LAPSE = LEASE_SECONDS + 0.05
+# Generous: only a failing test waits this long.
+WAIT_SECONDS = 15.0
+SENTINEL = {"satellite_id": "sentinel"}
+
+
+class Clock:
+    """What `utcnow()` answers in the command services: still until a test moves it.
+
+    Time passes only when the test says so (no sleeping), so a lease lapses exactly
+    when the test means it to, however slow the database is.
+    """
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture
-async def short_lease_rt(tmp_path: Path) -> AsyncIterator[Runtime]:
-    """A server with 1 s leases whose own jobs stay out of the way (hour-long interval)."""
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock(datetime.now(UTC))
+    monkeypatch.setattr(commands_service, "utcnow", clock)
+    return clock
+
+
+@pytest.fixture
+async def short_lease_rt(tmp_path: Path, clock: Clock) -> AsyncIterator[Runtime]:
+    """A server with 1 s leases on the test's clock whose own jobs and fleet refresh stay
+    out of the way (hour-long intervals): only the test runs a sweep."""
     settings = make_settings(
-        tmp_path, command_lease_seconds=LEASE_SECONDS, jobs_interval_seconds=3600
+        tmp_path, command_lease_seconds=LEASE_SECONDS, jobs_interval_seconds=3600,
+        state_refresh_seconds=3600,
     )
     app = create_app(settings)
     server = TestServer(app, host="127.0.0.1", port=0)
@@ -89,7 +120,7 @@ def test_command_jobs_are_scheduled_in_the_server() -> None:
 
 
 async def test_lapsed_lease_goes_back_to_pending_and_wakes_the_satellite(
-    short_lease_rt: Runtime,
+    short_lease_rt: Runtime, clock: Clock,
 ) -> None:
     rt = short_lease_rt
     state = await active_state(rt)
@@ -99,15 +130,17 @@ async def test_lapsed_lease_goes_back_to_pending_and_wakes_the_satellite(
     assert not has_pending(state)
     received: list[tuple[str, dict[str, Any]]] = []
 
-    async def listen() -> None:
-        async for item in rt.bus.subscribe([Channels.COMMAND_UPDATED, Channels.COMMANDS_PENDING]):
-            received.append(item)
-
-    listener = asyncio.create_task(listen())
-    await asyncio.sleep(LAPSE)
-    sweep = await requeue_expired_leases(rt)
-    await asyncio.sleep(0.01)
-    listener.cancel()
+    async with listening(rt, Channels.COMMAND_UPDATED) as updates, \
+            listening(rt, Channels.COMMANDS_PENDING) as wakeups:
+        clock.advance(LAPSE)
+        sweep = await requeue_expired_leases(rt)
+        # Everything the sweep published arrives before these.
+        await rt.bus.publish(Channels.COMMAND_UPDATED, SENTINEL)
+        await rt.bus.publish(Channels.COMMANDS_PENDING, SENTINEL)
+        for channel, queue in ((Channels.COMMAND_UPDATED, updates),
+                               (Channels.COMMANDS_PENDING, wakeups)):
+            while (message := await asyncio.wait_for(queue.get(), WAIT_SECONDS)) != SENTINEL:
+                received.append((channel, message))
 
     row = await SatelliteCommand.get(id=command.id)
     assert sweep == LeaseSweep(requeued=1)
@@ -121,13 +154,13 @@ async def test_lapsed_lease_goes_back_to_pending_and_wakes_the_satellite(
 
 
 async def test_lease_sweep_is_idempotent_and_leaves_live_leases_alone(
-    short_lease_rt: Runtime,
+    short_lease_rt: Runtime, clock: Clock,
 ) -> None:
     rt = short_lease_rt
     state = await active_state(rt)
     lapsing = await enqueue(rt, state)
     await deliver(rt, state)
-    await asyncio.sleep(LAPSE)
+    clock.advance(LAPSE)
     fresh = await enqueue(rt, state)
     await deliver(rt, state)
 
@@ -141,13 +174,13 @@ async def test_lease_sweep_is_idempotent_and_leaves_live_leases_alone(
 
 
 async def test_lapsed_lease_with_no_attempts_left_fails_with_a_reason(
-    short_lease_rt: Runtime,
+    short_lease_rt: Runtime, clock: Clock,
 ) -> None:
     rt = short_lease_rt
     state = await active_state(rt)
     command = await enqueue(rt, state, max_attempts=1)
     await deliver(rt, state)
-    await asyncio.sleep(LAPSE)
+    clock.advance(LAPSE)
 
     sweep = await requeue_expired_leases(rt)
 
@@ -159,13 +192,13 @@ async def test_lapsed_lease_with_no_attempts_left_fails_with_a_reason(
 
 
 async def test_satellite_result_replaces_a_failure_decided_by_the_server(
-    short_lease_rt: Runtime,
+    short_lease_rt: Runtime, clock: Clock,
 ) -> None:
     rt = short_lease_rt
     state = await active_state(rt)
     command = await enqueue(rt, state, max_attempts=1)
     await deliver(rt, state)
-    await asyncio.sleep(LAPSE)
+    clock.advance(LAPSE)
     await requeue_expired_leases(rt)
 
     outcome = await record_command_result(
@@ -180,13 +213,13 @@ async def test_satellite_result_replaces_a_failure_decided_by_the_server(
 
 
 async def test_lease_lapsing_after_the_expiry_ends_the_command_expired(
-    short_lease_rt: Runtime,
+    short_lease_rt: Runtime, clock: Clock,
 ) -> None:
     rt = short_lease_rt
     state = await active_state(rt)
     command = await enqueue(rt, state, expires_in_seconds=1)
     await deliver(rt, state)
-    await asyncio.sleep(LAPSE)
+    clock.advance(LAPSE)
 
     sweep = await requeue_expired_leases(rt)
 
@@ -196,13 +229,13 @@ async def test_lease_lapsing_after_the_expiry_ends_the_command_expired(
 
 
 async def test_result_before_the_sweep_wins_over_the_lapsed_lease(
-    short_lease_rt: Runtime,
+    short_lease_rt: Runtime, clock: Clock,
 ) -> None:
     rt = short_lease_rt
     state = await active_state(rt)
     command = await enqueue(rt, state)
     await deliver(rt, state)
-    await asyncio.sleep(LAPSE)
+    clock.advance(LAPSE)
     await record_command_result(rt, state, command_id=command.id,
                                 status=CommandStatus.COMPLETED, result=None, error_message=None)
 
@@ -213,12 +246,12 @@ async def test_result_before_the_sweep_wins_over_the_lapsed_lease(
 
 
 async def test_undelivered_command_past_its_expiry_becomes_expired(
-    short_lease_rt: Runtime,
+    short_lease_rt: Runtime, clock: Clock,
 ) -> None:
     rt = short_lease_rt
     state = await active_state(rt)
     stale = await enqueue(rt, state, expires_in_seconds=1)
-    await asyncio.sleep(LAPSE)
+    clock.advance(LAPSE)
     fresh = await enqueue(rt, state)
 
     expired = await expire_undelivered(rt)

@@ -32,9 +32,10 @@ async def test_one_instance_leads_and_another_takes_over(tmp_path: Path) -> None
     stop_first, stop_second = asyncio.Event(), asyncio.Event()
     runs = [asyncio.create_task(first.run(stop_first))]
     await _until(lambda: first.is_leader)
+    attempts = _count_attempts(second)
     runs.append(asyncio.create_task(second.run(stop_second)))
-    await asyncio.sleep(0.3)
-    assert (first.is_leader, second.is_leader) == (True, False)
+    await _until(lambda: attempts[0] >= 3)  # the second has tried, more than once, and...
+    assert (first.is_leader, second.is_leader) == (True, False)  # ...the first still leads
 
     stop_first.set()  # the leader goes away: its connection closes, the lock is freed
     await runs[0]
@@ -45,7 +46,20 @@ async def test_one_instance_leads_and_another_takes_over(tmp_path: Path) -> None
     assert not second.is_leader
 
 
-async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+def _count_attempts(leadership: Leadership) -> list[int]:
+    """Count the instance's finished attempts to lead (in a one-element list)."""
+    attempts = [0]
+    attempt = leadership._attempt
+
+    async def counted() -> None:
+        await attempt()
+        attempts[0] += 1
+
+    leadership._attempt = counted  # type: ignore[method-assign]
+    return attempts
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
@@ -22,12 +23,41 @@ from tests.fixtures.satellites import SatelliteFactory, TestSatellite, satellite
 from tests.fixtures.server import eventually, listening, make_settings, running
 
 HEARTBEAT = {"status": "active", "system_metrics": {"cpu_usage_percent": 1, "memory_usage_mb": 1}}
+# Generous: only a failing test waits this long.
+WAIT_SECONDS = 15.0
+# Published by the test after the job runs it checks: the next message must be this one.
+SENTINEL = {"satellite_id": "sentinel", "online": None}
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
+    # The scheduled job never runs on its own here: each test runs it (`offline.run_once`)
+    # when it means to, with the job's clock (`job_clock`) where it needs time to pass.
     return make_settings(tmp_path, heartbeat_interval=1, offline_threshold=1,
-                         jobs_interval_seconds=0.05)
+                         jobs_interval_seconds=3600)
+
+
+class JobClock:
+    """The offline job's `utcnow`: stands still until the test moves it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def pass_threshold(self, rt: Runtime) -> None:
+        """Now is more than one threshold after every heartbeat received so far."""
+        self.now = utcnow() + timedelta(seconds=rt.settings.offline_threshold + 1)
+
+
+@pytest.fixture
+def job_clock(monkeypatch: pytest.MonkeyPatch) -> JobClock:
+    # Heartbeats keep the real clock: the job sees them as just received until the
+    # test moves its clock on (so no heartbeat can go stale while a test is slow).
+    clock = JobClock(utcnow())
+    monkeypatch.setattr(offline, "utcnow", clock)
+    return clock
 
 
 async def beat(http: aiohttp.ClientSession, satellite: TestSatellite) -> None:
@@ -46,19 +76,26 @@ def test_offline_detection_is_a_scheduled_job() -> None:
 
 
 async def test_silent_satellite_goes_offline_and_its_next_heartbeat_brings_it_back(
-    http: aiohttp.ClientSession, make_satellite: SatelliteFactory, rt: Runtime
+    http: aiohttp.ClientSession, make_satellite: SatelliteFactory, rt: Runtime,
+    job_clock: JobClock,
 ) -> None:
     end_start_up_grace(rt)
     satellite = await make_satellite()
 
     async with listening(rt, Channels.SATELLITE_STATUS) as received:
         await beat(http, satellite)
-        came_online = await asyncio.wait_for(received.get(), 2)
-        went_offline = await asyncio.wait_for(received.get(), 3)  # after ~1 s of silence
-        await asyncio.sleep(0.2)
-        assert received.empty()  # announced once, not on every run of the job
+        came_online = await asyncio.wait_for(received.get(), WAIT_SECONDS)
+        await offline.run_once(rt)  # not silent for a threshold yet: nothing happens
+        job_clock.pass_threshold(rt)  # silent for longer than the threshold
+        await offline.run_once(rt)
+        went_offline = await asyncio.wait_for(received.get(), WAIT_SECONDS)
+        await offline.run_once(rt)
+        await offline.run_once(rt)
+        await rt.bus.publish(Channels.SATELLITE_STATUS, SENTINEL)
+        # Announced once, not on every run of the job: the next message is the sentinel.
+        assert await asyncio.wait_for(received.get(), WAIT_SECONDS) == SENTINEL
         await beat(http, satellite)
-        back_online = await asyncio.wait_for(received.get(), 2)
+        back_online = await asyncio.wait_for(received.get(), WAIT_SECONDS)
 
     assert (came_online["satellite_id"], came_online["online"]) == (satellite.id, True)
     assert (went_offline["satellite_id"], went_offline["online"]) == (satellite.id, False)
@@ -66,27 +103,28 @@ async def test_silent_satellite_goes_offline_and_its_next_heartbeat_brings_it_ba
     assert (back_online["satellite_id"], back_online["online"]) == (satellite.id, True)
     state = rt.fleet.get(satellite.id)
     assert state is not None
-    assert state.online
+    assert state.online  # the job runs only when this test calls it: nothing flips it back
 
 
-async def test_offline_state_is_persisted(
-    http: aiohttp.ClientSession, make_satellite: SatelliteFactory, rt: Runtime
-) -> None:
-    end_start_up_grace(rt)
-    satellite = await make_satellite()
-    await beat(http, satellite)
+async def test_offline_state_is_persisted(tmp_path: Path, job_clock: JobClock) -> None:
+    # The job runs on its schedule here (every 50 ms): what it decides reaches the row.
+    settings = make_settings(tmp_path, heartbeat_interval=1, offline_threshold=1,
+                             jobs_interval_seconds=0.05)
+    async with running(settings) as (rt, http):
+        end_start_up_grace(rt)
+        satellite = await satellite_factory(rt)()
+        await beat(http, satellite)
+        assert await rt.heartbeats.flush()
+        assert (await Satellite.get(id=satellite.id)).online
 
-    async def online_stored() -> bool:
-        return (await Satellite.get(id=satellite.id)).online
+        async def offline_stored() -> bool:
+            return not (await Satellite.get(id=satellite.id)).online
 
-    async def offline_stored() -> bool:
-        return not await online_stored()
-
-    await eventually(online_stored)
-    await eventually(offline_stored)
-    state = rt.fleet.get(satellite.id)
-    assert state is not None
-    assert not state.online
+        job_clock.pass_threshold(rt)  # the scheduled job now sees a silent satellite
+        await eventually(offline_stored, timeout=WAIT_SECONDS)
+        state = rt.fleet.get(satellite.id)
+        assert state is not None
+        assert not state.online
 
 
 async def test_a_heartbeat_another_instance_stored_keeps_the_satellite_online(
@@ -114,10 +152,10 @@ async def test_a_heartbeat_another_instance_stored_keeps_the_satellite_online(
 
 
 async def test_restart_waits_one_threshold_before_marking_anything_offline(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = make_settings(tmp_path, heartbeat_interval=1, offline_threshold=1,
-                             jobs_interval_seconds=0.05)
+                             jobs_interval_seconds=3600)
     async with running(settings) as (rt, http):
         satellite = await satellite_factory(rt)()
         await beat(http, satellite)
@@ -127,31 +165,36 @@ async def test_restart_waits_one_threshold_before_marking_anything_offline(
             last_heartbeat_at=utcnow() - timedelta(hours=1), online=True
         )
 
+    # The job's monotonic clock stands still (before the restart) until the test moves it,
+    # so any run the scheduler makes at start-up is inside the grace period too.
+    monotonic = SimpleNamespace(now=time.monotonic())
+    monkeypatch.setattr(offline, "time", SimpleNamespace(monotonic=lambda: monotonic.now))
     async with running(settings) as (rt, _):
-        started = time.monotonic()
         state = rt.fleet.get(satellite.id)
         assert state is not None
-        await asyncio.sleep(0.6)  # many job runs, all inside the grace period
-        assert state.online
-        assert (await Satellite.get(id=satellite.id)).online
+        threshold = settings.offline_threshold
+        for elapsed in (0.0, 0.5 * threshold, 0.99 * threshold):  # job runs inside the grace
+            monotonic.now = rt.started_monotonic + elapsed
+            await offline.run_once(rt)
+            assert state.online
+            assert (await Satellite.get(id=satellite.id)).online
 
-        async def offline_now() -> bool:
-            return not state.online
-
-        await eventually(offline_now)
-        assert time.monotonic() - started >= 0.9 * settings.offline_threshold
+        monotonic.now = rt.started_monotonic + threshold  # one threshold after the start
+        await offline.run_once(rt)
+        assert not state.online
+        assert not (await Satellite.get(id=satellite.id)).online
 
 
 async def test_nothing_goes_offline_during_the_grace_period(
     make_satellite: SatelliteFactory, rt: Runtime
 ) -> None:
-    rt.started_monotonic = time.monotonic()  # the server has just started
     satellite = await make_satellite()
     state = rt.fleet.get(satellite.id)
     assert state is not None
     state.online, state.last_heartbeat_at = True, utcnow() - timedelta(days=1)
 
-    await offline.run_once(rt)
+    rt.started_monotonic = time.monotonic()  # the server has just started
+    await offline.run_once(rt)  # (its grace check runs before its first await)
     assert state.online
 
     end_start_up_grace(rt)

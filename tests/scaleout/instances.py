@@ -12,14 +12,15 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 
 from tests.cli.conftest import ROOT, cli_environment, run_cli
 from tests.fixtures.server import make_settings, with_channel_prefix
@@ -38,6 +39,10 @@ ENQUEUE = """mutation($id: ID!) { enqueueCommand(satelliteId: $id, commandType: 
   priority: IMMEDIATE, payload: {check_type: "connectivity"}) { id } }"""
 # How much of a server's stderr an assertion message carries.
 STDERR_TAIL_LINES = 20
+# How long a server may take to print its URL (a loaded machine starts Python slowly).
+START_SECONDS = 60.0
+# Generous: only a failing test waits this long.
+WAIT_SECONDS = 15.0
 
 
 @dataclass
@@ -71,12 +76,14 @@ def _stop(process: subprocess.Popen[str]) -> int:
     return process.wait()
 
 
-@contextmanager
-def serving(env: dict[str, str], stderr_path: Path) -> Iterator[Instance]:
+@asynccontextmanager
+async def serving(env: dict[str, str], stderr_path: Path) -> AsyncIterator[Instance]:
     """`groundstation serve --port 0` with its stderr written to `stderr_path`.
 
-    Fails with the server's last stderr lines when it prints no URL, or when it exits
-    with a non-zero status on its own (a signal sent by the test is not a failure).
+    Fails with the server's last stderr lines when it prints no URL (within
+    `START_SECONDS`), or when it exits with a non-zero status on its own (a signal
+    sent by the test is not a failure). Blocking waits run in a thread, so the event
+    loop (and whatever else the test runs on it) goes on meanwhile.
     """
     with stderr_path.open("w", encoding="utf-8") as stderr:
         process = subprocess.Popen(
@@ -85,18 +92,25 @@ def serving(env: dict[str, str], stderr_path: Path) -> Iterator[Instance]:
         )
     instance = Instance("", process, stderr_path)
     try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()
+        stdout = process.stdout
+        assert stdout is not None
+        try:
+            # (On a timeout the thread's readline ends when _stop ends the process.)
+            url = (await asyncio.wait_for(asyncio.to_thread(stdout.readline),
+                                          START_SECONDS)).strip()
+        except TimeoutError:
+            url = ""
         if not url.startswith("http"):
-            code = _stop(process)
-            raise AssertionError(f"the server printed no URL ({instance.describe_exit(code)})")
+            code = await asyncio.to_thread(_stop, process)
+            raise AssertionError(f"the server printed no URL in {START_SECONDS:.0f} s "
+                                 f"({instance.describe_exit(code)})")
         instance.url = url
         yield instance
     except BaseException:
-        _stop(process)
+        await asyncio.to_thread(_stop, process)
         raise
     crashed = process.poll()  # exited by itself while the test ran?
-    code = _stop(process)
+    code = await asyncio.to_thread(_stop, process)
     if crashed is not None and crashed > 0:
         raise AssertionError(f"the server at {url} exited unexpectedly "
                              f"({instance.describe_exit(crashed)})")
@@ -113,6 +127,8 @@ class Cluster:
     satellite_id: str
     api_key: str
     session: str
+    # The instances' Redis key and channel prefix.
+    prefix: str = ""
 
     @property
     def key_headers(self) -> dict[str, str]:
@@ -162,21 +178,20 @@ async def cluster(database_url: str, tmp_path: Path, **settings_env: str
     assert admin.returncode == 0, admin
     token = await run_cli(env, tmp_path, "token", "create", "--scope", "global")
     assert token.returncode == 0, token
-    with serving(env, tmp_path / "instance-a.stderr") as a, \
-            serving(env, tmp_path / "instance-b.stderr") as b:
-        async with aiohttp.ClientSession() as http:
-            await _wait_ready(http, a)
-            await _wait_ready(http, b)
-            async with http.post(f"{a.url}/api/satellites/register", json={
-                    "name": "edge-satellite-1", "capabilities": []},
-                    headers={"Authorization": f"Bearer {token.line}"}) as response:
-                assert response.status == 200, await response.text()
-                registered = (await response.json())["satellite"]
-            login = await graphql(http, a, None, """mutation($e: String!, $p: String!) {
+    async with serving(env, tmp_path / "instance-a.stderr") as a, \
+            serving(env, tmp_path / "instance-b.stderr") as b, aiohttp.ClientSession() as http:
+        await _wait_ready(http, a)
+        await _wait_ready(http, b)
+        async with http.post(f"{a.url}/api/satellites/register", json={
+                "name": "edge-satellite-1", "capabilities": []},
+                headers={"Authorization": f"Bearer {token.line}"}) as response:
+            assert response.status == 200, await response.text()
+            registered = (await response.json())["satellite"]
+        login = await graphql(http, a, None, """mutation($e: String!, $p: String!) {
                 login(email: $e, password: $p) { token } }""",
-                                  {"e": "ops@example.com", "p": PASSWORD})
-            yield Cluster(a, b, env, registered["id"], registered["api_key"],
-                          login["login"]["token"]), http
+                              {"e": "ops@example.com", "p": PASSWORD})
+        yield Cluster(a, b, env, registered["id"], registered["api_key"],
+                      login["login"]["token"], prefix), http
 
 
 async def heartbeat(http: aiohttp.ClientSession, instance: Instance, c: Cluster,
@@ -213,7 +228,31 @@ async def subscriptions(http: aiohttp.ClientSession, instance: Instance) -> floa
 async def until_subscribed(http: aiohttp.ClientSession, instance: Instance,
                            before: float) -> None:
     """Wait until one more subscription is registered on the instance's bus."""
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + WAIT_SECONDS
     while await subscriptions(http, instance) <= before:
         assert time.monotonic() < deadline, "the subscription was not registered in time"
+        await asyncio.sleep(0.05)
+
+
+async def poll_bucket_stamp(c: Cluster) -> bytes | str | None:
+    """When an instance last took a token from the satellite's poll bucket (in Redis).
+
+    Every poll takes one, on whichever instance it reaches, before the poll is held:
+    a new stamp means an instance is handling a new poll. (There is no metric of held
+    polls; this reads the limit store's bucket, `<prefix>limit:bucket:poll:<id>`.)
+    """
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        stamp: bytes | str | None = await redis.hget(
+            f"{c.prefix}limit:bucket:poll:{c.satellite_id}", "updated")
+        return stamp
+    finally:
+        await redis.aclose()
+
+
+async def until_poll_received(c: Cluster, before: bytes | str | None) -> None:
+    """Wait until an instance is handling a poll started after `before` was read."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while await poll_bucket_stamp(c) == before:
+        assert time.monotonic() < deadline, "no instance received the poll in time"
         await asyncio.sleep(0.05)

@@ -12,7 +12,7 @@ import pytest
 from app.models.enums import SatelliteType
 from tests.fixtures.forwarder import TcpForwarder
 from tests.fixtures.satellites import satellite_factory
-from tests.fixtures.server import make_settings, running
+from tests.fixtures.server import eventually, make_settings, running
 from tests.scaleout.conftest import POSTGRES_URL
 
 pytestmark = pytest.mark.skipif(
@@ -49,7 +49,13 @@ async def test_an_unreachable_database_answers_503_fast_and_recovers(
                 assert response.status == 503
 
             await proxy.start()  # back, on the same port: no restart of the server
-            async with http.get(satellite.path("config"), headers=satellite.headers) as response:
-                assert response.status == 200
+
+            async def answered() -> bool:
+                async with http.get(satellite.path("config"),
+                                    headers=satellite.headers) as response:
+                    return response.status == 200
+
+            # Connections broken by the outage may fail a request or two first.
+            await eventually(answered)
     finally:
         await proxy.stop()

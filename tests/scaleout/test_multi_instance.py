@@ -18,6 +18,7 @@ from app.models.enums import SatelliteType
 from tests.scaleout.instances import (
     ENQUEUE,
     HEARTBEAT,
+    WAIT_SECONDS,
     Cluster,
     Instance,
     cluster,
@@ -25,7 +26,9 @@ from tests.scaleout.instances import (
     heartbeat,
     needs_postgres_and_redis,
     poll,
+    poll_bucket_stamp,
     subscriptions,
+    until_poll_received,
     until_subscribed,
 )
 
@@ -52,14 +55,18 @@ async def test_a_long_poll_on_b_wakes_for_a_command_created_through_a(
 ) -> None:
     async with cluster(shared_database, tmp_path) as (c, http):
         assert await heartbeat(http, c.b, c) == 200
-        held = asyncio.create_task(poll(http, c.b, c, wait=10))
-        await asyncio.sleep(0.5)  # the poll is held on B
+        before = await poll_bucket_stamp(c)
+        held = asyncio.create_task(poll(http, c.b, c, wait=30))
+        await until_poll_received(c, before)  # the poll is held on B
+        assert not held.done()
         started = time.monotonic()
         await graphql(http, c.a, c.session, ENQUEUE, {"id": c.satellite_id})
 
-        commands = await held
+        commands = await asyncio.wait_for(held, WAIT_SECONDS)
         assert len(commands) == 1
-        assert time.monotonic() - started < 3.0  # the guarantee is 1 s; 3× for a busy machine
+        # The guarantee is 1 s (B's own refresh would take 60 s, the wait 30 s): 10× for a
+        # busy machine.
+        assert time.monotonic() - started <= 10.0
 
 
 async def test_a_key_rotated_through_a_is_refused_by_b_at_once(
@@ -71,7 +78,13 @@ async def test_a_key_rotated_through_a_is_refused_by_b_at_once(
             rotateSatelliteKey(id: $id) { apiKey } }""", {"id": c.satellite_id})
         new_key = rotated["rotateSatelliteKey"]["apiKey"]
 
-        assert await heartbeat(http, c.b, c) == 401
+        # B hears of it through Redis (its refresh takes 60 s, its key cache an hour): as
+        # soon as the message arrives, within a few seconds on the busiest machine.
+        deadline = time.monotonic() + 10
+        while (status := await heartbeat(http, c.b, c)) == 200:
+            assert time.monotonic() < deadline, "B still accepts the old key"
+            await asyncio.sleep(0.05)
+        assert status == 401
         assert await heartbeat(http, c.b, c, key=new_key) == 200
 
 
@@ -84,7 +97,7 @@ async def test_a_subscriber_on_b_sees_a_heartbeat_sent_to_a(
                                    protocols=["graphql-transport-ws"]) as socket:
             await socket.send_json({"type": "connection_init",
                                     "payload": {"authToken": c.session}})
-            assert (await socket.receive_json(timeout=5))["type"] == "connection_ack"
+            assert (await socket.receive_json(timeout=WAIT_SECONDS))["type"] == "connection_ack"
             before = await subscriptions(http, c.b)
             await socket.send_json({"id": "1", "type": "subscribe", "payload": {
                 "query": "subscription($id: ID!) { satelliteMetrics(satelliteId: $id) "
@@ -93,7 +106,7 @@ async def test_a_subscriber_on_b_sees_a_heartbeat_sent_to_a(
             await until_subscribed(http, c.b, before)
             assert await heartbeat(http, c.a, c) == 200
 
-            message = await socket.receive_json(timeout=5)
+            message = await socket.receive_json(timeout=WAIT_SECONDS)
         assert message["type"] == "next", json.dumps(message)
         assert message["payload"]["data"]["satelliteMetrics"] == {
             "satelliteId": c.satellite_id, "cpuUsagePercent": 12.5}
@@ -112,7 +125,7 @@ async def test_a_killed_instance_s_lease_is_redelivered_and_completes_once(
         c.a.process.wait()
 
         redelivered: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30
         while not redelivered:
             assert time.monotonic() < deadline, "the command was not redelivered after its lease"
             redelivered = await poll(http, c.b, c, wait=1)

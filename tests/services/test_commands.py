@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+import app.services.commands as commands_service
 from app.bus import Channels
 from app.errors import Conflict, NotFound, ValidationError
 from app.models import AuditEntry, SatelliteCommand
@@ -27,7 +28,7 @@ from app.services.commands import (
 )
 from app.services.fleet import SatelliteState
 from app.services.runtime import Runtime
-from tests.fixtures.satellites import SatelliteFactory
+from tests.fixtures.satellites import SatelliteFactory, until_poll_held
 from tests.fixtures.server import postgres_only
 
 Message = tuple[str, dict[str, Any]]
@@ -95,12 +96,13 @@ async def test_enqueue_fills_defaults_from_settings_and_priority(
 
     command = await new_command(rt, state, priority=CommandPriority.HIGH)
 
+    after = utcnow()
     row = await SatelliteCommand.get(id=command.id)
     assert row.status is CommandStatus.PENDING
     assert row.priority_rank == CommandPriority.HIGH.rank
     assert row.max_attempts == rt.settings.command_max_attempts
-    expected = before + timedelta(seconds=rt.settings.command_expiry_seconds)
-    assert abs((row.expires_at - expected).total_seconds()) < 2
+    expiry = timedelta(seconds=rt.settings.command_expiry_seconds)
+    assert before + expiry <= row.expires_at <= after + expiry  # expires one expiry after now
     assert row.attempts == 0
     assert row.correlation_id
 
@@ -205,12 +207,15 @@ async def test_result_may_skip_steps_for_a_command_never_acknowledged(
 
 
 async def test_executing_report_renews_the_lease(
-    rt: Runtime, make_satellite: SatelliteFactory
+    rt: Runtime, make_satellite: SatelliteFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The command services' clock stands still until the test moves it (no sleeping).
+    now = utcnow()
+    monkeypatch.setattr(commands_service, "utcnow", lambda: now)
     state = await satellite_state(make_satellite, rt)
     command = await delivered_command(rt, state)
     leased = await SatelliteCommand.get(id=command.id)
-    await asyncio.sleep(0.01)
+    now += timedelta(seconds=10)  # the satellite reports progress ten seconds later
 
     outcome = await report(rt, state, command, CommandStatus.EXECUTING)
 
@@ -219,6 +224,7 @@ async def test_executing_report_renews_the_lease(
     assert row.lease_expires_at is not None
     assert leased.lease_expires_at is not None
     assert row.lease_expires_at > leased.lease_expires_at
+    assert row.lease_expires_at == now + timedelta(seconds=rt.settings.command_lease_seconds)
 
 
 async def test_acknowledged_after_executing_is_an_invalid_transition(
@@ -369,12 +375,12 @@ async def test_poll_held_when_shutting_down_answers_empty(
     rt: Runtime, make_satellite: SatelliteFactory
 ) -> None:
     state = await satellite_state(make_satellite, rt)
-    held = asyncio.create_task(poll_commands(rt, state, limit=10, wait=10))
-    await asyncio.sleep(0.05)
+    held = asyncio.create_task(poll_commands(rt, state, limit=10, wait=30))
+    await until_poll_held(rt, state.id)
 
     rt.shutting_down.set()
     state.wakeup.set()
-    page = await asyncio.wait_for(held, timeout=1)
+    page = await asyncio.wait_for(held, timeout=15)  # answered now, not after its 30 s wait
     rt.shutting_down.clear()
 
     assert page.commands == []
