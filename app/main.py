@@ -17,7 +17,7 @@ from app.rest.context import RUNTIME_KEY
 from app.rest.cors import add_cors_headers, cors_middleware
 from app.rest.errors import Handler, error_middleware
 from app.rest.routes import add_routes
-from app.services.runtime import Runtime, build_runtime
+from app.runtime import Runtime, build_runtime
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     try:
         await rt.bus.start()
         await rt.fleet.load()
-        rt.started_monotonic = time.monotonic()
+        rt.started_monotonic = rt.clock.monotonic()
         rt.tasks.start(rt.fleet.refresh_loop(rt.shutting_down), name="fleet-refresh")
         rt.tasks.start(rt.fleet.follow_bus(), name="fleet-bus")
         rt.tasks.start(rt.heartbeats.run(rt.shutting_down), name="heartbeat-flusher")

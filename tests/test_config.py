@@ -60,7 +60,7 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
 
 
 def test_runtime_refuses_malformed_encryption_keys_naming_the_entry(tmp_path: Path) -> None:
-    from app.services.runtime import build_runtime
+    from app.runtime import build_runtime
 
     settings = load_settings(
         {"DATABASE_URL": f"sqlite://{tmp_path / 'gs.db'}", "ENCRYPTION_KEYS": "not-a-key"},

@@ -26,24 +26,24 @@ from app.cli.output import (
 )
 from app.errors import ValidationError
 from app.models.enums import GlobalRole, SatelliteStatus
-from app.services.actors import CLI_ACTOR
-from app.services.catalog import get_server_by_slug, import_catalog
-from app.services.commands import enqueue_command
-from app.services.installations import InstallationChange, install_server, missing_fields
-from app.services.runtime import Runtime
-from app.services.satellites import (
+from app.runtime import Runtime
+from app.services.commands.queue import enqueue_command
+from app.services.common.actors import CLI_ACTOR
+from app.services.mcp.catalog import get_server_by_slug, import_catalog
+from app.services.mcp.installations import InstallationChange, install_server, missing_fields
+from app.services.people.teams import create_team, get_team_by_slug
+from app.services.people.users import create_user, get_user_by_email
+from app.services.satellites.admin import (
     delete_satellite,
     list_satellites,
     rotate_satellite_key,
     set_satellite_status,
 )
-from app.services.teams import create_team, get_team_by_slug
-from app.services.tokens import (
+from app.services.satellites.tokens import (
     issue_registration_token,
     list_registration_tokens,
     revoke_registration_token,
 )
-from app.services.users import create_user, get_user_by_email
 
 OK = "ok"
 

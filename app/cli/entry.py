@@ -16,7 +16,7 @@ from app.config import Settings, SettingsError, load_settings
 from app.db import close_database, open_database
 from app.errors import AppError
 from app.logs import configure_logging
-from app.services.runtime import build_runtime
+from app.runtime import build_runtime
 
 log = logging.getLogger("app.cli")
 

@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any
 
 from app.models import RegistrationToken, Satellite
-from app.services.clock import iso
+from app.services.common.clock import iso
 
 Row = dict[str, Any]
 

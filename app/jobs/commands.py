@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from app.jobs.runner import ScheduledJob
-from app.services.commands import expire_undelivered, requeue_expired_leases
-from app.services.runtime import Runtime
+from app.services.commands.queue import expire_undelivered, requeue_expired_leases
+from app.services.context import Services
 
 
-async def run_lease_sweep(rt: Runtime) -> None:
+async def run_lease_sweep(rt: Services) -> None:
     await requeue_expired_leases(rt)
 
 
-async def run_expiry_sweep(rt: Runtime) -> None:
+async def run_expiry_sweep(rt: Services) -> None:
     await expire_undelivered(rt)
 
 
-def _every_jobs_interval(rt: Runtime) -> float:
+def _every_jobs_interval(rt: Services) -> float:
     return rt.settings.jobs_interval_seconds
 
 

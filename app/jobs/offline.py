@@ -10,34 +10,32 @@ threshold has passed, so a restart does not flip the whole fleet.
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime, timedelta
 
 from tortoise.expressions import Q
 
 from app.bus import Channels
 from app.models import Satellite
-from app.services.clock import utcnow
-from app.services.fleet import SatelliteState
-from app.services.heartbeats import status_message
-from app.services.runtime import Runtime
+from app.services.context import Services
+from app.services.fleet.heartbeats import status_message
+from app.services.fleet.state import SatelliteState
 
 log = logging.getLogger(__name__)
 
 
-def in_start_up_grace(rt: Runtime) -> bool:
-    return time.monotonic() - rt.started_monotonic < rt.settings.offline_threshold
+def in_start_up_grace(rt: Services) -> bool:
+    return rt.clock.monotonic() - rt.started_monotonic < rt.settings.offline_threshold
 
 
 def _is_stale(state: SatelliteState, cutoff: datetime) -> bool:
     return state.online and (state.last_heartbeat_at is None or state.last_heartbeat_at < cutoff)
 
 
-async def run_once(rt: Runtime) -> None:
+async def run_once(rt: Services) -> None:
     """Mark satellites without a heartbeat for `offline_threshold` seconds offline."""
     if in_start_up_grace(rt):
         return
-    now = utcnow()
+    now = rt.clock.now()
     cutoff = now - timedelta(seconds=rt.settings.offline_threshold)
     stale = [state for state in rt.fleet.all() if _is_stale(state, cutoff)]
     for state in stale:
@@ -54,7 +52,7 @@ async def run_once(rt: Runtime) -> None:
                  extra={"op": "jobs.offline", "satellites": [state.id for state in stale]})
 
 
-async def _persist(rt: Runtime, stale: list[SatelliteState], cutoff: datetime) -> None:
+async def _persist(rt: Services, stale: list[SatelliteState], cutoff: datetime) -> None:
     """One conditional UPDATE; rows whose stored heartbeat is recent stay online.
 
     A row can be more recent than this instance's memory when another instance

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise import connections
@@ -35,8 +35,7 @@ from app.models import (
     SatelliteProcess,
 )
 from app.models.enums import TERMINAL_COMMAND_STATUSES, ProcessStatus
-from app.services.clock import utcnow
-from app.services.runtime import Runtime
+from app.services.context import Services
 
 log = logging.getLogger(__name__)
 
@@ -44,37 +43,38 @@ DELETE_CHUNK = 5000
 SATELLITES_PER_STATEMENT = 100
 
 
-async def run_once(rt: Runtime) -> None:
+async def run_once(rt: Services) -> None:
     """Apply every retention rule once; log what was removed."""
     settings = rt.settings
+    now = rt.clock.now()
     removed = {
         "heartbeats_over_count": await trim_per_satellite(
             SatelliteHeartbeat, settings.heartbeat_history_per_satellite,
             order_by='"timestamp" DESC, "id" DESC',
         ),
         "heartbeats_too_old": await _older_than(
-            SatelliteHeartbeat, settings.heartbeat_retention_days,
+            now, SatelliteHeartbeat, settings.heartbeat_retention_days,
             lambda cutoff: SatelliteHeartbeat.filter(timestamp__lt=cutoff),
         ),
         "events_over_count": await trim_per_satellite(
             SatelliteEvent, settings.event_retention_per_satellite, order_by='"id" DESC'
         ),
         "events_too_old": await _older_than(
-            SatelliteEvent, settings.event_retention_days,
+            now, SatelliteEvent, settings.event_retention_days,
             lambda cutoff: SatelliteEvent.filter(created_at__lt=cutoff),
         ),
         "audit_too_old": await _older_than(
-            AuditEntry, settings.audit_retention_days,
+            now, AuditEntry, settings.audit_retention_days,
             lambda cutoff: AuditEntry.filter(at__lt=cutoff),
         ),
         "stopped_processes": await _older_than(
-            SatelliteProcess, settings.process_retention_days,
+            now, SatelliteProcess, settings.process_retention_days,
             lambda cutoff: SatelliteProcess.filter(
                 status=ProcessStatus.STOPPED, updated_at__lt=cutoff
             ),
         ),
         "finished_commands": await _older_than(
-            SatelliteCommand, settings.command_retention_days,
+            now, SatelliteCommand, settings.command_retention_days,
             lambda cutoff: SatelliteCommand.filter(
                 Q(completed_at__lt=cutoff) | Q(completed_at__isnull=True, created_at__lt=cutoff),
                 status__in=list(TERMINAL_COMMAND_STATUSES),
@@ -127,12 +127,12 @@ def _placeholders(dialect: str, count: int) -> str:
 
 
 async def _older_than(
-    model: type[Model], days: int, query: Callable[[Any], QuerySet[Any]]
+    now: datetime, model: type[Model], days: int, query: Callable[[Any], QuerySet[Any]]
 ) -> int:
     """Delete what `query(cutoff)` selects, `DELETE_CHUNK` rows per statement."""
     if days <= 0:
         return 0
-    cutoff = utcnow() - timedelta(days=days)
+    cutoff = now - timedelta(days=days)
     removed = 0
     while True:
         ids = await query(cutoff).limit(DELETE_CHUNK).values_list("id", flat=True)

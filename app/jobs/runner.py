@@ -13,18 +13,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from app.jobs.leader import Leadership
-from app.services.runtime import Runtime
+from app.services.context import Services
 
 log = logging.getLogger(__name__)
 
-Job = Callable[[Runtime], Awaitable[None]]
+Job = Callable[[Services], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
 class ScheduledJob:
     name: str
     run_once: Job
-    interval: Callable[[Runtime], float]
+    interval: Callable[[Services], float]
 
 
 def scheduled_jobs() -> list[ScheduledJob]:
@@ -42,7 +42,7 @@ def scheduled_jobs() -> list[ScheduledJob]:
     ]
 
 
-async def run_periodically(rt: Runtime, job: ScheduledJob, leadership: Leadership) -> None:
+async def run_periodically(rt: Services, job: ScheduledJob, leadership: Leadership) -> None:
     while not rt.shutting_down.is_set():
         if leadership.is_leader:
             try:
@@ -55,7 +55,7 @@ async def run_periodically(rt: Runtime, job: ScheduledJob, leadership: Leadershi
             continue
 
 
-def start_jobs(rt: Runtime) -> Leadership:
+def start_jobs(rt: Services) -> Leadership:
     """Start every job; they run only while this instance leads (always, on SQLite)."""
     leadership = Leadership(rt.settings)
     rt.tasks.start(leadership.run(rt.shutting_down), name="jobs-leadership")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from app.services.runtime import Runtime
-from app.services.sessions import EXPIRED_SESSIONS_PER_RUN, end_expired_sessions
+from app.services.context import Services
+from app.services.people.sessions import EXPIRED_SESSIONS_PER_RUN, end_expired_sessions
 
 log = logging.getLogger(__name__)
 
 
-async def run_once(rt: Runtime) -> None:
+async def run_once(rt: Services) -> None:
     while True:  # a backlog (say, after downtime) is worked off in bounded batches
         ended = await end_expired_sessions(rt)
         if ended:

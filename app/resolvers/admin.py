@@ -34,7 +34,10 @@ from app.schema.types.admin import (
 from app.schema.types.commands import Command
 from app.schema.types.people import Team, TeamMember, User
 from app.schema.types.satellites import Satellite
-from app.services import commands, permissions, reads, satellites, teams, tokens, users
+from app.services.commands import queue as commands
+from app.services.people import permissions, reads, teams, users
+from app.services.satellites import admin as satellites
+from app.services.satellites import tokens
 
 # ---- queries ----------------------------------------------------------------------------
 

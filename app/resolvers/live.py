@@ -23,8 +23,9 @@ from app.schema.enums import SatelliteStatus
 from app.schema.types.commands import Command
 from app.schema.types.live import SatelliteStatusChange
 from app.schema.types.satellites import Heartbeat, Satellite, SatelliteEvent
-from app.services import live, reads
-from app.services.principals import Principal
+from app.services.live import feeds as live
+from app.services.people import reads
+from app.services.people.principals import Principal
 
 
 def _viewer(info: Info) -> live.Viewer:

@@ -15,10 +15,11 @@ from strawberry.scalars import JSON
 
 from app.schema.context import Info, principal_of
 from app.schema.types.mcp import Installation, McpServer, McpServerInput, UsageSummary
-from app.services import catalog, installations, permissions, reads
-from app.services.installations import UNSET, InstallationChange
-from app.services.principals import Principal
-from app.services.usage import team_usage
+from app.services.mcp import catalog, installations
+from app.services.mcp.installations import UNSET, InstallationChange
+from app.services.people import permissions, reads
+from app.services.people.principals import Principal
+from app.services.telemetry.usage import team_usage
 
 
 def _checked_later(value: JSON | None) -> Any:

@@ -13,7 +13,7 @@ from app.schema.selection import asked_for
 from app.schema.types.commands import Command
 from app.schema.types.people import Team
 from app.schema.types.satellites import Satellite
-from app.services import reads
+from app.services.people import reads
 
 
 async def satellites(

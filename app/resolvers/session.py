@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.rest.addresses import is_https
 from app.schema.context import SESSION_COOKIE, Info, principal_of
 from app.schema.types.people import LoginPayload, User
-from app.services import sessions
+from app.services.people import sessions
 
 
 async def me(info: Info) -> User | None:

@@ -8,8 +8,8 @@ from aiohttp import web
 
 from app.rest.errors import json_response
 from app.rest.satellite_call import SatelliteCall, satellite_route
-from app.services.commands import poll_commands, record_command_result
-from app.services.rate_limits import SatelliteRateLimits
+from app.services.commands.queue import poll_commands, record_command_result
+from app.services.common.rate_limits import SatelliteRateLimits
 from app.wire.commands import CommandResultRequest, PollQuery
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from app.rest.satellite_call import SatelliteCall, satellite_route
-from app.services.satellite_config import render_satellite_config
+from app.services.mcp.satellite_config import render_satellite_config
 
 
 def etag_matches(if_none_match: str | None, version: str) -> bool:

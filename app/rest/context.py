@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.services.runtime import Runtime
+from app.services.context import Services
 
-RUNTIME_KEY: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
+RUNTIME_KEY: web.AppKey[Services] = web.AppKey("runtime", Services)
 
 
-def runtime_of(request: web.Request) -> Runtime:
+def runtime_of(request: web.Request) -> Services:
     return request.app[RUNTIME_KEY]

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from app.rest.errors import json_response
 from app.rest.satellite_call import SatelliteCall, satellite_route
-from app.services.events import ingest_events
+from app.services.telemetry.ingest import ingest_events
 from app.wire.events import EventsBatch
 
 

@@ -40,10 +40,10 @@ from app.rest.errors import classify, json_response
 from app.schema import schema
 from app.schema.context import SESSION_COOKIE, Context
 from app.schema.errors import INTERNAL_MESSAGE
-from app.services.live import SHUTDOWN, LiveConnection
-from app.services.principals import Principal
-from app.services.runtime import Runtime
-from app.services.sessions import authenticate_session
+from app.services.context import Services
+from app.services.live.connections import SHUTDOWN, LiveConnection
+from app.services.people.principals import Principal
+from app.services.people.sessions import authenticate_session
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class _BoundedRequestAdapter(AiohttpHTTPRequestAdapter):
 class GroundstationGraphQLView(GraphQLView[Context, None]):
     request_adapter_class = _BoundedRequestAdapter
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Services) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if rt.settings.debug else None,

@@ -6,8 +6,8 @@ from aiohttp import web
 
 from app.rest.errors import json_response
 from app.rest.satellite_call import SatelliteCall, satellite_route
-from app.services.clock import iso
-from app.services.heartbeats import record_heartbeat
+from app.services.common.clock import iso
+from app.services.fleet.heartbeats import record_heartbeat
 from app.wire.heartbeat import HeartbeatRequest
 
 

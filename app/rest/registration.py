@@ -11,7 +11,7 @@ from app.rest.bodies import read_json_object
 from app.rest.context import runtime_of
 from app.rest.errors import json_response
 from app.rest.satellite_call import parse_model
-from app.services.registration import RegistrationResult, register_satellite
+from app.services.satellites.registration import RegistrationResult, register_satellite
 from app.wire.registration import RegistrationRequest
 
 

@@ -21,9 +21,9 @@ from app.models.enums import SatelliteStatus
 from app.rest.addresses import client_address
 from app.rest.bodies import read_json_object
 from app.rest.context import runtime_of
-from app.services.authentication import authenticate_satellite
-from app.services.fleet import SatelliteState
-from app.services.runtime import Runtime
+from app.services.context import Services
+from app.services.fleet.authentication import authenticate_satellite
+from app.services.fleet.state import SatelliteState
 
 BodyT = TypeVar("BodyT", bound=pydantic.BaseModel)
 
@@ -31,7 +31,7 @@ BodyT = TypeVar("BodyT", bound=pydantic.BaseModel)
 @dataclass(frozen=True, slots=True)
 class SatelliteCall(Generic[BodyT]):
     request: web.Request
-    rt: Runtime
+    rt: Services
     satellite: SatelliteState
     address: str
     body: BodyT
@@ -60,7 +60,7 @@ def satellite_route(
     body: type[pydantic.BaseModel] | None = None,
     query: type[pydantic.BaseModel] | None = None,
     rate_limit: str | None = None,
-    max_body_bytes: Callable[[Runtime], int] | None = None,
+    max_body_bytes: Callable[[Services], int] | None = None,
 ) -> Callable[[SatelliteHandler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
     """Wrap a handler with the ordered satellite checks and body/query validation."""
 
@@ -99,7 +99,7 @@ def satellite_route(
     return decorate
 
 
-def _default_limit(rt: Runtime) -> int:
+def _default_limit(rt: Services) -> int:
     return rt.settings.max_body_bytes
 
 

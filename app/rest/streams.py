@@ -30,17 +30,18 @@ from app.errors import Unauthenticated, Unavailable, ValidationError
 from app.rest.addresses import client_address
 from app.rest.context import RUNTIME_KEY
 from app.rest.graphql import session_token
-from app.services import live, reads
-from app.services.principals import Principal
-from app.services.runtime import Runtime
-from app.services.sessions import authenticate_session
+from app.services.context import Services
+from app.services.live import feeds as live
+from app.services.people import reads
+from app.services.people.principals import Principal
+from app.services.people.sessions import authenticate_session
 
 MAX_ID_LENGTH = 64
 MAX_TYPES = 50
 STATUS_EVENT = "satellite.status"
 
 
-async def _caller(rt: Runtime, request: web.Request) -> Principal:
+async def _caller(rt: Services, request: web.Request) -> Principal:
     principal = await authenticate_session(
         rt, session_token(request), address=client_address(request, rt.settings))
     if principal is None:
@@ -82,7 +83,7 @@ Stream = Callable[[live.Viewer, asyncio.Event], AsyncGenerator[live.Item, None]]
 Encode = Callable[[Message], tuple[str | None, str, Any]]  # (id, event, payload)
 
 
-async def _serve(rt: Runtime, request: web.Request, principal: Principal, stream: Stream,
+async def _serve(rt: Services, request: web.Request, principal: Principal, stream: Stream,
                  encode: Encode) -> web.StreamResponse:
     """Run one stream until the client leaves, the session ends or the server stops."""
     if rt.shutting_down.is_set():

@@ -9,18 +9,18 @@ import strawberry
 from aiohttp import web
 
 from app.errors import Unauthenticated
-from app.services.principals import Principal
+from app.services.people.principals import Principal
 
 if TYPE_CHECKING:
     from app.schema.loaders import Loaders
-    from app.services.runtime import Runtime
+    from app.services.context import Services
 
 SESSION_COOKIE = "gs_session"
 
 
 @dataclass
 class Context:
-    rt: Runtime
+    rt: Services
     request: web.Request
     response: web.Response | web.WebSocketResponse
     address: str

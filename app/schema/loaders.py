@@ -25,10 +25,10 @@ from app.models import (
     User,
 )
 from app.models import Satellite as SatelliteRow
-from app.services import reads
-from app.services.config_preview import ConfigPreview, config_previews
-from app.services.principals import Principal
-from app.services.scope import Kind, scoped
+from app.services.mcp.preview import ConfigPreview, config_previews
+from app.services.people import reads
+from app.services.people.principals import Principal
+from app.services.people.scope import Kind, scoped
 
 if TYPE_CHECKING:
     from app.schema.context import Context

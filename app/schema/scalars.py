@@ -13,7 +13,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.types.scalar import ScalarDefinition
 
-from app.services.clock import iso
+from app.services.common.clock import iso
 
 
 def _serialize(value: datetime) -> str:

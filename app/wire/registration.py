@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from app.services.satellites import (
+from app.services.satellites.admin import (
     DEFAULT_CAPABILITIES,
     NAME_MAX_LENGTH,
     NAME_MIN_LENGTH,

@@ -23,11 +23,11 @@ from app.bus.redis import RedisBus
 from app.errors import Unauthenticated
 from app.models import Satellite
 from app.models.enums import CommandType
-from app.services.actors import CLI_ACTOR
-from app.services.authentication import authenticate_satellite
-from app.services.commands import enqueue_command
-from app.services.runtime import Runtime, build_runtime
-from app.services.satellites import rotate_satellite_key
+from app.runtime import Runtime, build_runtime
+from app.services.commands.queue import enqueue_command
+from app.services.common.actors import CLI_ACTOR
+from app.services.fleet.authentication import authenticate_satellite
+from app.services.satellites.admin import rotate_satellite_key
 from tests.fixtures.redis import RedisForwarder
 from tests.fixtures.satellites import TestSatellite, satellite_factory, until_poll_held
 from tests.fixtures.server import eventually, make_settings, running, with_channel_prefix

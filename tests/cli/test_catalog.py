@@ -12,8 +12,8 @@ import pytest
 from app.cli import main
 from app.config import Settings
 from app.models import McpServer
-from app.services.catalog import get_server_by_slug
-from app.services.runtime import Runtime
+from app.runtime import Runtime
+from app.services.mcp.catalog import get_server_by_slug
 from tests.cli.conftest import Cli, cli_environment
 from tests.services.test_catalog import DESIGN_EXAMPLE
 

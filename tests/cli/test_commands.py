@@ -17,7 +17,7 @@ from app.models.enums import (
     SatelliteStatus,
     TeamRole,
 )
-from app.services.runtime import Runtime
+from app.runtime import Runtime
 from tests.cli.conftest import Cli
 from tests.fixtures.people import TeamFactory
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite

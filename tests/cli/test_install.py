@@ -12,8 +12,8 @@ from app.auth.secrets import is_encrypted
 from app.cli import main
 from app.models import McpInstallation, McpServer, SatelliteCommand
 from app.models.enums import CommandPriority, CommandStatus, CommandType, SatelliteType
-from app.services.installations import AWAITING_CONFIG
-from app.services.runtime import Runtime
+from app.runtime import Runtime
+from app.services.mcp.installations import AWAITING_CONFIG
 from tests.cli.conftest import Cli
 from tests.fixtures.people import TeamFactory, UserFactory
 from tests.fixtures.satellites import SatelliteFactory

@@ -12,11 +12,11 @@ from app.models.enums import (
     SatelliteStatus,
     TokenScope,
 )
-from app.services.actors import CLI_ACTOR
-from app.services.commands import enqueue_command
-from app.services.runtime import Runtime
-from app.services.satellites import rotate_satellite_key
-from app.services.tokens import issue_registration_token
+from app.runtime import Runtime
+from app.services.commands.queue import enqueue_command
+from app.services.common.actors import CLI_ACTOR
+from app.services.satellites.admin import rotate_satellite_key
+from app.services.satellites.tokens import issue_registration_token
 from tests.compat.reference_client import ReferenceSatellite
 from tests.fixtures.server import RunningServer
 

@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-import app.services.commands as commands_service
+import app.services.commands.queue as commands_service
 from app.bus import Channels
 from app.jobs.runner import scheduled_jobs
 from app.main import create_app
 from app.models import SatelliteCommand
 from app.models.enums import CommandStatus, CommandType, SatelliteStatus, SatelliteType
 from app.rest.context import RUNTIME_KEY
-from app.services.actors import CLI_ACTOR
-from app.services.commands import (
+from app.runtime import Runtime
+from app.services.commands.queue import (
     LeaseSweep,
     enqueue_command,
     expire_undelivered,
@@ -27,9 +27,9 @@ from app.services.commands import (
     record_command_result,
     requeue_expired_leases,
 )
-from app.services.fleet import SatelliteState
-from app.services.runtime import Runtime
-from app.services.satellites import create_satellite
+from app.services.common.actors import CLI_ACTOR
+from app.services.fleet.state import SatelliteState
+from app.services.satellites.admin import create_satellite
 from tests.fixtures.server import listening, make_settings
 
 LEASE_SECONDS = 1

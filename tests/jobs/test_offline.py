@@ -17,8 +17,8 @@ from app.config import Settings
 from app.jobs import offline
 from app.jobs.runner import scheduled_jobs
 from app.models import Satellite
-from app.services.clock import utcnow
-from app.services.runtime import Runtime
+from app.runtime import Runtime
+from app.services.common.clock import utcnow
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite, satellite_factory
 from tests.fixtures.server import eventually, listening, make_settings, running
 

@@ -25,10 +25,10 @@ from app.models.enums import (
     ProcessStatus,
     ReportedStatus,
 )
-from app.services.actors import SYSTEM_ACTOR
-from app.services.audit import record_audit
-from app.services.clock import utcnow
-from app.services.runtime import Runtime
+from app.runtime import Runtime
+from app.services.common.actors import SYSTEM_ACTOR
+from app.services.common.audit import record_audit
+from app.services.common.clock import utcnow
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite
 from tests.fixtures.server import make_settings
 

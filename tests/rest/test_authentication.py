@@ -8,13 +8,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-import app.services.authentication as authentication
+import app.services.fleet.authentication as authentication
 from app.auth.api_keys import generate_api_key, parse_api_key
 from app.models import AuditEntry
 from app.models.enums import SatelliteStatus, SatelliteType
-from app.services.actors import CLI_ACTOR
-from app.services.runtime import Runtime
-from app.services.satellites import set_satellite_status
+from app.runtime import Runtime
+from app.services.common.actors import CLI_ACTOR
+from app.services.satellites.admin import set_satellite_status
 from tests.fixtures.people import TokenFactory
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite, satellite_factory
 from tests.fixtures.server import make_settings, running

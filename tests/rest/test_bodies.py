@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from app.models import SatelliteHeartbeat
-from app.services.runtime import Runtime
+from app.runtime import Runtime
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite
 from tests.fixtures.server import RunningServer
 

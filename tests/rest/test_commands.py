@@ -27,10 +27,10 @@ from app.models.enums import (
     SatelliteType,
 )
 from app.rest.context import RUNTIME_KEY
-from app.services.actors import CLI_ACTOR
-from app.services.commands import enqueue_command, expire_undelivered, requeue_expired_leases
-from app.services.runtime import Runtime
-from app.services.satellites import create_satellite
+from app.runtime import Runtime
+from app.services.commands.queue import enqueue_command, expire_undelivered, requeue_expired_leases
+from app.services.common.actors import CLI_ACTOR
+from app.services.satellites.admin import create_satellite
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite, until_poll_held
 from tests.fixtures.server import TEST_SECRET, RunningServer, make_settings
 
@@ -401,9 +401,9 @@ import asyncio, sys
 from app.config import Settings
 from app.db import close_database, open_database
 from app.models.enums import CommandType
-from app.services.actors import CLI_ACTOR
-from app.services.commands import enqueue_command
-from app.services.runtime import build_runtime
+from app.services.common.actors import CLI_ACTOR
+from app.services.commands.queue import enqueue_command
+from app.runtime import build_runtime
 
 async def main() -> None:
     settings = Settings(database_url=sys.argv[1], secret_key=sys.argv[2])

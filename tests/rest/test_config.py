@@ -11,8 +11,8 @@ from multidict import CIMultiDict
 
 from app.models import Team
 from app.models.enums import SatelliteType
-from app.services.runtime import Runtime
-from app.services.satellite_config import DEFAULT_RESOURCE_LIMITS
+from app.runtime import Runtime
+from app.services.mcp.satellite_config import DEFAULT_RESOURCE_LIMITS
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite
 
 Json = dict[str, Any]

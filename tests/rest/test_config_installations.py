@@ -13,11 +13,11 @@ import aiohttp
 from app.auth.secrets import generate_key
 from app.models import Team
 from app.models.enums import SatelliteType
-from app.services.actors import CLI_ACTOR
-from app.services.catalog import get_server_by_slug
-from app.services.installations import InstallationChange, install_server, update_installation
-from app.services.runtime import Runtime
-from app.services.teams import create_team
+from app.runtime import Runtime
+from app.services.common.actors import CLI_ACTOR
+from app.services.mcp.catalog import get_server_by_slug
+from app.services.mcp.installations import InstallationChange, install_server, update_installation
+from app.services.people.teams import create_team
 from tests.fixtures.mcp import InstallFactory, import_test_catalog
 from tests.fixtures.people import TeamFactory
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite, satellite_factory

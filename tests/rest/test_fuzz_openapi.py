@@ -29,9 +29,9 @@ from schemathesis.specs.openapi.checks import (
 
 from app.models.enums import CommandPriority, CommandType, SatelliteType, TokenScope
 from app.rest.openapi import OPENAPI_PATH, openapi_document
-from app.services.actors import CLI_ACTOR
-from app.services.commands import enqueue_command
-from app.services.tokens import issue_registration_token
+from app.services.commands.queue import enqueue_command
+from app.services.common.actors import CLI_ACTOR
+from app.services.satellites.tokens import issue_registration_token
 from tests.fixtures.satellites import TestSatellite, satellite_factory
 from tests.fixtures.threaded import ThreadedServer
 

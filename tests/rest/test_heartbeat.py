@@ -24,7 +24,7 @@ from app.models.enums import (
     ReportedStatus,
     SatelliteStatus,
 )
-from app.services.runtime import Runtime
+from app.runtime import Runtime
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite, satellite_factory
 from tests.fixtures.server import eventually, make_settings, running
 from tests.fixtures.threaded import ThreadedServer

@@ -12,7 +12,7 @@ from openapi_spec_validator.versions import consts as versions
 from openapi_spec_validator.versions.shortcuts import get_spec_version
 
 from app.rest.openapi import OPENAPI_PATH, REF_PREFIX, openapi_document
-from app.services.runtime import Runtime
+from app.runtime import Runtime
 from app.wire.commands import CommandResultRequest, PollQuery
 from app.wire.events import EventsBatch
 from app.wire.heartbeat import HeartbeatRequest

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestServer
 from app.main import create_app
 from app.models.enums import SatelliteStatus
 from app.rest.context import RUNTIME_KEY
-from app.services.runtime import Runtime
+from app.runtime import Runtime
 from tests.fixtures.satellites import SatelliteFactory, satellite_factory
 from tests.fixtures.server import make_settings
 

@@ -13,14 +13,14 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-import app.services.tokens as tokens_module
+import app.services.satellites.tokens as tokens_module
 from app.models import AuditEntry, RegistrationToken, Satellite
 from app.models.enums import SatelliteStatus, SatelliteType, TokenScope
-from app.services.actors import CLI_ACTOR
-from app.services.clock import utcnow
-from app.services.runtime import Runtime
-from app.services.satellites import set_satellite_status
-from app.services.tokens import IssuedToken, revoke_registration_token
+from app.runtime import Runtime
+from app.services.common.actors import CLI_ACTOR
+from app.services.common.clock import utcnow
+from app.services.satellites.admin import set_satellite_status
+from app.services.satellites.tokens import IssuedToken, revoke_registration_token
 from tests.fixtures.people import TeamFactory, TokenFactory
 from tests.fixtures.satellites import SatelliteFactory
 from tests.fixtures.server import make_settings, running
@@ -479,7 +479,7 @@ async def test_deleted_satellites_name_can_be_registered_again(
     issue_token: TokenFactory,
     make_satellite: SatelliteFactory,
 ) -> None:
-    from app.services.satellites import delete_satellite
+    from app.services.satellites.admin import delete_satellite
 
     existing = await make_satellite(name="recycled-name-1")
     await delete_satellite(rt, existing.id, actor=CLI_ACTOR)
@@ -562,7 +562,7 @@ async def test_body_over_the_limit_is_413_body_too_large(
 
 
 async def test_repeated_failed_registrations_are_rate_limited(tmp_path: Path) -> None:
-    from app.services.tokens import issue_registration_token
+    from app.services.satellites.tokens import issue_registration_token
 
     async with running(make_settings(tmp_path, auth_failure_limit=3)) as (rt, http):
         good = await issue_registration_token(

@@ -15,9 +15,9 @@ import pytest
 from app.bus import InProcessBus
 from app.models import Team
 from app.models.enums import SatelliteType
-from app.services.actors import CLI_ACTOR
-from app.services.runtime import Runtime
-from app.services.teams import remove_team_member
+from app.runtime import Runtime
+from app.services.common.actors import CLI_ACTOR
+from app.services.people.teams import remove_team_member
 from tests.fixtures.graphql import GraphQLClient
 from tests.fixtures.live import (
     TS,

@@ -13,7 +13,7 @@ import aiohttp
 from app.models import AuditEntry, SatelliteCommand
 from app.models import Satellite as SatelliteRow
 from app.models.enums import GlobalRole, SatelliteType, TeamRole, TokenScope
-from app.services.runtime import Runtime
+from app.runtime import Runtime
 from tests.fixtures.graphql import LOGIN, ClientFactory, GraphQLClient
 from tests.fixtures.mcp import InstallFactory
 from tests.fixtures.people import PASSWORD, TeamFactory, UserFactory

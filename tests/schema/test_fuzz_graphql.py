@@ -14,8 +14,8 @@ from hypothesis_graphql import mutations, nodes, queries
 
 from app.models.enums import GlobalRole
 from app.schema import schema
-from app.services.actors import CLI_ACTOR
-from app.services.users import create_user
+from app.services.common.actors import CLI_ACTOR
+from app.services.people.users import create_user
 from tests.fixtures.people import PASSWORD
 from tests.fixtures.threaded import ThreadedServer
 

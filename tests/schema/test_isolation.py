@@ -18,10 +18,10 @@ import pytest
 
 from app.models import SatelliteCommand
 from app.models.enums import CommandType, GlobalRole, SatelliteType, TeamRole, TokenScope
+from app.runtime import Runtime
 from app.schema import schema
-from app.services.actors import CLI_ACTOR
-from app.services.commands import enqueue_command
-from app.services.runtime import Runtime
+from app.services.commands.queue import enqueue_command
+from app.services.common.actors import CLI_ACTOR
 from tests.fixtures.graphql import ClientFactory, GraphQLClient
 from tests.fixtures.mcp import InstallFactory
 from tests.fixtures.people import TeamFactory, TokenFactory

@@ -14,10 +14,10 @@ import pytest
 from app.config import Settings
 from app.models import McpServer, Team
 from app.models.enums import GlobalRole, SatelliteType, TeamRole
-from app.services.actors import CLI_ACTOR
-from app.services.clock import utcnow
-from app.services.installations import InstallationChange, update_installation
-from app.services.runtime import Runtime
+from app.runtime import Runtime
+from app.services.common.actors import CLI_ACTOR
+from app.services.common.clock import utcnow
+from app.services.mcp.installations import InstallationChange, update_installation
 from tests.fixtures.graphql import ClientFactory, GraphQLClient
 from tests.fixtures.mcp import InstallFactory
 from tests.fixtures.people import TeamFactory

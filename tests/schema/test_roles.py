@@ -16,9 +16,9 @@ import pytest
 
 from app.models import McpInstallation
 from app.models.enums import CommandType, GlobalRole, SatelliteType, TeamRole, TokenScope
-from app.services.actors import CLI_ACTOR
-from app.services.commands import enqueue_command
-from app.services.runtime import Runtime
+from app.runtime import Runtime
+from app.services.commands.queue import enqueue_command
+from app.services.common.actors import CLI_ACTOR
 from tests.fixtures.graphql import ClientFactory, GraphQLClient
 from tests.fixtures.mcp import InstallFactory
 from tests.fixtures.people import TeamFactory, TokenFactory, UserFactory

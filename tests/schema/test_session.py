@@ -9,11 +9,11 @@ from pathlib import Path
 import aiohttp
 
 from app.models.enums import GlobalRole, TeamRole
+from app.runtime import Runtime
 from app.schema.context import SESSION_COOKIE
-from app.services.actors import CLI_ACTOR
-from app.services.runtime import Runtime
-from app.services.teams import add_team_member, create_team, remove_team_member
-from app.services.users import create_user
+from app.services.common.actors import CLI_ACTOR
+from app.services.people.teams import add_team_member, create_team, remove_team_member
+from app.services.people.users import create_user
 from tests.fixtures.graphql import LOGIN, ClientFactory, GraphQLClient, log_in
 from tests.fixtures.people import PASSWORD, UserFactory
 from tests.fixtures.server import eventually, make_settings, running

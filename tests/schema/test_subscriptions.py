@@ -25,13 +25,13 @@ from app.models.enums import (
     SatelliteType,
     TeamRole,
 )
-from app.services.actors import CLI_ACTOR
-from app.services.clock import utcnow
-from app.services.commands import enqueue_command
-from app.services.runtime import Runtime
-from app.services.satellites import set_satellite_status
-from app.services.sessions import session_digest
-from app.services.teams import add_team_member, remove_team_member
+from app.runtime import Runtime
+from app.services.commands.queue import enqueue_command
+from app.services.common.actors import CLI_ACTOR
+from app.services.common.clock import utcnow
+from app.services.people.sessions import session_digest
+from app.services.people.teams import add_team_member, remove_team_member
+from app.services.satellites.admin import set_satellite_status
 from tests.fixtures.graphql import ClientFactory, GraphQLClient, log_in
 from tests.fixtures.live import (
     TS,

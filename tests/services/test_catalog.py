@@ -11,10 +11,10 @@ import pytest
 from app.errors import NotFound, ValidationError
 from app.models import AuditEntry, McpServer
 from app.models.enums import TransportType
-from app.services.actors import CLI_ACTOR
-from app.services.catalog import get_server_by_slug, import_catalog, list_servers
-from app.services.config_merge import SCHEMA_FIELDS
-from app.services.runtime import Runtime
+from app.runtime import Runtime
+from app.services.common.actors import CLI_ACTOR
+from app.services.mcp.catalog import get_server_by_slug, import_catalog, list_servers
+from app.services.mcp.config_merge import SCHEMA_FIELDS
 
 # The catalog file example of design.md §8, verbatim.
 DESIGN_EXAMPLE = """

@@ -20,7 +20,7 @@ model of what the protocol promises, and these must hold whatever the model says
   still open, then letting the clock pass every lease and expiry, leaves every
   command completed, failed, cancelled or expired.
 
-Time: the services read `utcnow()`; the test replaces `app.services.commands.utcnow`
+Time: the services read `utcnow()`; the test replaces `app.services.commands.queue.utcnow`
 with a clock it moves by whole seconds (as tests/rest/test_registration.py does for
 token expiry), so "less than / exactly / more than the lease" is exact and the run
 never sleeps. Background jobs and the fleet refresh are slowed to once an hour so
@@ -53,14 +53,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-import app.services.commands as commands_service
+import app.services.commands.queue as commands_service
 from app.config import Settings
 from app.errors import Conflict, NotFound
 from app.models import SatelliteCommand
 from app.models.enums import CommandPriority, CommandStatus, CommandType
-from app.services.actors import CLI_ACTOR
-from app.services.clock import iso
-from app.services.commands import (
+from app.runtime import Runtime
+from app.services.commands.queue import (
     LeaseSweep,
     PollResult,
     ResultOutcome,
@@ -72,8 +71,9 @@ from app.services.commands import (
     record_command_result,
     requeue_expired_leases,
 )
-from app.services.fleet import SatelliteState
-from app.services.runtime import Runtime
+from app.services.common.actors import CLI_ACTOR
+from app.services.common.clock import iso
+from app.services.fleet.state import SatelliteState
 from tests.fixtures.satellites import SatelliteFactory
 from tests.fixtures.server import make_settings
 

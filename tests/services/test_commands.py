@@ -11,14 +11,13 @@ from typing import Any
 import asyncpg
 import pytest
 
-import app.services.commands as commands_service
+import app.services.commands.queue as commands_service
 from app.bus import Channels
 from app.errors import Conflict, NotFound, ValidationError
 from app.models import AuditEntry, SatelliteCommand
 from app.models.enums import CommandPriority, CommandStatus, CommandType, SatelliteStatus
-from app.services.actors import CLI_ACTOR, SYSTEM_ACTOR
-from app.services.clock import utcnow
-from app.services.commands import (
+from app.runtime import Runtime
+from app.services.commands.queue import (
     ResultOutcome,
     cancel_command,
     command_message,
@@ -26,8 +25,9 @@ from app.services.commands import (
     poll_commands,
     record_command_result,
 )
-from app.services.fleet import SatelliteState
-from app.services.runtime import Runtime
+from app.services.common.actors import CLI_ACTOR, SYSTEM_ACTOR
+from app.services.common.clock import utcnow
+from app.services.fleet.state import SatelliteState
 from tests.fixtures.satellites import SatelliteFactory, until_poll_held
 from tests.fixtures.server import postgres_only
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.auth.secrets import SecretBox, SecretDecryptionError
-from app.services.config_merge import (
+from app.services.mcp.config_merge import (
     DEFAULT_TIMEOUT_MS,
     MASK,
     MergeError,

@@ -10,11 +10,11 @@ import pytest
 from app.errors import Conflict, ValidationError
 from app.models import SatelliteCommand
 from app.models.enums import CommandType, SatelliteType
-from app.services.actors import CLI_ACTOR
-from app.services.runtime import Runtime
-from app.services.satellite_config import render_satellite_config
-from app.services.satellites import set_config_overrides
-from app.services.teams import update_team
+from app.runtime import Runtime
+from app.services.common.actors import CLI_ACTOR
+from app.services.mcp.satellite_config import render_satellite_config
+from app.services.people.teams import update_team
+from app.services.satellites.admin import set_config_overrides
 from tests.fixtures.mcp import InstallFactory
 from tests.fixtures.people import TeamFactory
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite

@@ -23,10 +23,10 @@ from app.models import (
     Team,
 )
 from app.models.enums import TransportType
-from app.services.event_store import GroupCommit
-from app.services.events import MAX_SERVER_LOGS_PER_INSTALLATION, ingest_events, redact
-from app.services.fleet import SatelliteState
-from app.services.runtime import Runtime
+from app.runtime import Runtime
+from app.services.common.storage import GroupCommit
+from app.services.fleet.state import SatelliteState
+from app.services.telemetry.ingest import MAX_SERVER_LOGS_PER_INSTALLATION, ingest_events, redact
 from tests.fixtures.people import TeamFactory
 from tests.fixtures.satellites import SatelliteFactory
 from tests.fixtures.server import listening
@@ -242,7 +242,7 @@ async def test_server_logs_keep_the_newest_lines_per_installation(
 async def test_unknown_types_are_logged_at_warning(
     rt: Runtime, satellite: SatelliteState, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="app.services.events"):
+    with caplog.at_level(logging.WARNING, logger="app.services.telemetry.ingest"):
         result = await ingest_events(rt, satellite, [
             {"type": "mcp.mystery", "timestamp": TS, "data": {}}])
     assert result.failures[0].error == "Unknown event type: mcp.mystery"

@@ -19,7 +19,7 @@ from app.bus import Channels, Message
 from app.config import Settings
 from app.models import Satellite, SatelliteHeartbeat
 from app.models.enums import SatelliteStatus
-from app.services.runtime import Runtime
+from app.runtime import Runtime
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite, satellite_factory
 from tests.fixtures.server import eventually, make_settings, running
 
@@ -279,7 +279,7 @@ async def test_repairs_are_logged_without_repeating_every_heartbeat(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     satellite = await make_satellite()
-    caplog.set_level(logging.WARNING, logger="app.services.heartbeats")
+    caplog.set_level(logging.WARNING, logger="app.services.fleet.heartbeats")
 
     for _ in range(3):
         await send(http, satellite, heartbeat_body(cpu=180))  # a busy multi-core host

@@ -18,10 +18,11 @@ from app.models import (
     Team,
 )
 from app.models.enums import CommandStatus, CommandType, SatelliteType
-from app.services.actors import CLI_ACTOR
-from app.services.commands import poll_commands
-from app.services.config_merge import MASK
-from app.services.installations import (
+from app.runtime import Runtime
+from app.services.commands.queue import poll_commands
+from app.services.common.actors import CLI_ACTOR
+from app.services.mcp.config_merge import MASK
+from app.services.mcp.installations import (
     AWAITING_CONFIG,
     InstallationChange,
     delete_installation,
@@ -30,8 +31,7 @@ from app.services.installations import (
     set_user_config,
     update_installation,
 )
-from app.services.runtime import Runtime
-from app.services.satellite_config import render_satellite_config
+from app.services.mcp.satellite_config import render_satellite_config
 from tests.fixtures.mcp import CATALOG, InstallFactory, import_test_catalog
 from tests.fixtures.people import TeamFactory, UserFactory
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite
@@ -440,7 +440,7 @@ async def test_a_stale_concurrent_update_is_refused(
 ) -> None:
     installation = await install((await make_team()).id)
     await McpInstallation.filter(id=installation.id).update(revision=7)
-    from app.services import installations
+    from app.services.mcp import installations
 
     with pytest.raises(Conflict):
         await installations._apply(

@@ -8,10 +8,10 @@ from app.auth.passwords import verify_password, verify_unknown_user
 from app.errors import Conflict, NotFound, ValidationError
 from app.models import AuditEntry, TeamMembership
 from app.models.enums import GlobalRole, TeamRole
-from app.services.actors import CLI_ACTOR
-from app.services.runtime import Runtime
-from app.services.teams import create_team, get_team, get_team_by_slug
-from app.services.users import create_user, get_user_by_email
+from app.runtime import Runtime
+from app.services.common.actors import CLI_ACTOR
+from app.services.people.teams import create_team, get_team, get_team_by_slug
+from app.services.people.users import create_user, get_user_by_email
 from tests.fixtures.people import TeamFactory
 
 

@@ -13,8 +13,8 @@ from app.main import create_app
 from app.models import McpInstallation, McpServer, SatelliteProcess, Team
 from app.models.enums import HealthStatus, ProcessStatus, SatelliteType, TransportType
 from app.rest.context import RUNTIME_KEY
-from app.services.processes import installation_id_in
-from app.services.runtime import Runtime
+from app.runtime import Runtime
+from app.services.fleet.processes import installation_id_in
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite, satellite_factory
 from tests.fixtures.server import make_settings
 

@@ -11,7 +11,7 @@ from app.config import Settings
 from app.errors import RateLimited
 from app.limits import LimitStore, MemoryLimitStore
 from app.limits.redis import RedisLimitStore
-from app.services.rate_limits import FailureLimiter, SatelliteRateLimits
+from app.services.common.rate_limits import FailureLimiter, SatelliteRateLimits
 from tests.fixtures.server import with_channel_prefix
 
 

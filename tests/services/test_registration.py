@@ -9,8 +9,8 @@ import pytest
 from app.errors import AppError, Conflict, RateLimited, Unauthenticated, ValidationError
 from app.models import AuditEntry, RegistrationToken, Satellite
 from app.models.enums import SatelliteStatus, SatelliteType, TokenScope
-from app.services.registration import RegistrationResult, register_satellite
-from app.services.runtime import Runtime
+from app.runtime import Runtime
+from app.services.satellites.registration import RegistrationResult, register_satellite
 from app.wire.registration import RegistrationRequest
 from tests.fixtures.people import TeamFactory, TokenFactory
 from tests.fixtures.satellites import SatelliteFactory

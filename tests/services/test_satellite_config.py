@@ -8,8 +8,8 @@ from typing import Any
 
 from app.models import Team
 from app.models.enums import SatelliteType
-from app.services.runtime import Runtime
-from app.services.satellite_config import (
+from app.runtime import Runtime
+from app.services.mcp.satellite_config import (
     DEFAULT_RESOURCE_LIMITS,
     POLLING_INTERVALS,
     canonical_json,

@@ -12,10 +12,10 @@ from app.bus import Channels
 from app.errors import NotFound, ValidationError
 from app.models import AuditEntry, Satellite
 from app.models.enums import SatelliteStatus, SatelliteType
-from app.services.actors import CLI_ACTOR
-from app.services.clock import utcnow
-from app.services.runtime import Runtime
-from app.services.satellites import (
+from app.runtime import Runtime
+from app.services.common.actors import CLI_ACTOR
+from app.services.common.clock import utcnow
+from app.services.satellites.admin import (
     create_satellite,
     delete_satellite,
     get_satellite,
@@ -227,7 +227,7 @@ async def test_deleting_a_satellite_cancels_its_open_commands(
 ) -> None:
     from app.models import SatelliteCommand
     from app.models.enums import CommandStatus, CommandType
-    from app.services.commands import enqueue_command
+    from app.services.commands.queue import enqueue_command
 
     satellite = await make_satellite()
     command = await enqueue_command(

@@ -10,13 +10,13 @@ from hypothesis import assume, given, settings
 
 from app.auth.secrets import SecretBox, is_encrypted
 from app.errors import ValidationError
-from app.services.config_merge import (
+from app.services.mcp.config_merge import (
     MASK,
     merge_entry,
     secret_field_names,
     validate_tier,
 )
-from app.services.tier_values import (
+from app.services.mcp.tier_values import (
     MAX_ENTRIES_PER_KIND,
     MAX_VALUE_LENGTH,
     empty_tier,

@@ -12,10 +12,11 @@ import pytest
 from app.errors import AppError, Conflict, NotFound, Unauthenticated, ValidationError
 from app.models import AuditEntry, RegistrationToken
 from app.models.enums import ActorType, GlobalRole, TokenScope
-from app.services.actors import CLI_ACTOR, Actor
-from app.services.clock import utcnow
-from app.services.runtime import Runtime
-from app.services.tokens import (
+from app.runtime import Runtime
+from app.services.common.actors import CLI_ACTOR, Actor
+from app.services.common.clock import utcnow
+from app.services.people.users import create_user
+from app.services.satellites.tokens import (
     consume_registration_token,
     issue_registration_token,
     list_registration_tokens,
@@ -23,7 +24,6 @@ from app.services.tokens import (
     revoke_registration_token,
     verify_registration_token,
 )
-from app.services.users import create_user
 from tests.fixtures.people import TeamFactory, TokenFactory
 
 
@@ -178,7 +178,7 @@ async def test_revoke_is_idempotent_and_audited_once(
 async def test_revoking_a_used_token_is_a_conflict(rt: Runtime, issue_token: TokenFactory) -> None:
     issued = await issue_token()
     verified = await verify_registration_token(rt, f"Bearer {issued.token}")
-    await consume_registration_token(verified, satellite_id="s" * 32)
+    await consume_registration_token(verified, satellite_id="s" * 32, now=utcnow())
     with pytest.raises(Conflict) as caught:
         await revoke_registration_token(rt, issued.row.jti, actor=CLI_ACTOR)
     assert caught.value.code == "token_already_used"
@@ -222,7 +222,8 @@ async def test_concurrent_consumers_of_one_token_have_one_winner(
     issued = await issue_token()
     verified = await verify_registration_token(rt, f"Bearer {issued.token}")
     outcomes = await asyncio.gather(
-        *(consume_registration_token(verified, satellite_id=f"{n:032d}") for n in range(5)),
+        *(consume_registration_token(verified, satellite_id=f"{n:032d}", now=utcnow())
+          for n in range(5)),
         return_exceptions=True,
     )
     winners = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
@@ -241,10 +242,10 @@ async def test_consume_answers_why_it_lost(rt: Runtime, issue_token: TokenFactor
         expires_at=utcnow() - timedelta(seconds=1)
     )
     with pytest.raises(Unauthenticated) as caught:
-        await consume_registration_token(revoked_verified, satellite_id="a" * 32)
+        await consume_registration_token(revoked_verified, satellite_id="a" * 32, now=utcnow())
     assert caught.value.code == "invalid_registration_token"
     with pytest.raises(Unauthenticated) as caught:
-        await consume_registration_token(expired_verified, satellite_id="a" * 32)
+        await consume_registration_token(expired_verified, satellite_id="a" * 32, now=utcnow())
     assert caught.value.code == "token_expired"
 
 
@@ -253,7 +254,7 @@ async def test_release_gives_the_token_back_only_for_that_use(
 ) -> None:
     issued = await issue_token()
     verified = await verify_registration_token(rt, f"Bearer {issued.token}")
-    await consume_registration_token(verified, satellite_id="a" * 32)
+    await consume_registration_token(verified, satellite_id="a" * 32, now=utcnow())
     assert not await release_registration_token(issued.row.jti, satellite_id="b" * 32)
     assert await release_registration_token(issued.row.jti, satellite_id="a" * 32)
     again = await verify_registration_token(rt, f"Bearer {issued.token}")

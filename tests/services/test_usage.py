@@ -12,9 +12,9 @@ import pytest
 from app.errors import NotFound, ValidationError
 from app.models import SatelliteUsageLog, Team, User
 from app.models.enums import GlobalRole, TeamRole
-from app.services.clock import utcnow
-from app.services.principals import Principal
-from app.services.usage import MAX_PERIOD, team_usage, usage_period
+from app.services.common.clock import utcnow
+from app.services.people.principals import Principal
+from app.services.telemetry.usage import MAX_PERIOD, team_usage, usage_period
 from tests.fixtures.mcp import InstallFactory
 from tests.fixtures.people import TeamFactory, UserFactory
 from tests.fixtures.satellites import SatelliteFactory

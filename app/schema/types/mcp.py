@@ -19,9 +19,9 @@ from app.models.enums import TransportType
 from app.schema.context import Info, principal_of
 from app.schema.pagination import checked_first
 from app.schema.types.people import UserRef
-from app.services import reads
-from app.services import usage as usage_service
-from app.services.config_merge import SCHEMA_FIELDS
+from app.services.mcp.config_merge import SCHEMA_FIELDS
+from app.services.people import reads
+from app.services.telemetry import usage as usage_service
 
 strawberry.enum(TransportType)  # STDIO, HTTP, SSE (values: the catalog file's forms)
 

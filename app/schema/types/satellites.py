@@ -26,8 +26,8 @@ from app.schema.loaders import loaded_or_pending
 from app.schema.pagination import Connection, checked_first, paginate
 from app.schema.types.commands import Command
 from app.schema.types.people import Team
-from app.services import reads
-from app.services.fleet import SatelliteState
+from app.services.fleet.state import SatelliteState
+from app.services.people import reads
 
 
 @strawberry.type

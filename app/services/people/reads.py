@@ -1,0 +1,193 @@
+"""What people read, as scoped, ordered querysets (design.md §3–4).
+
+Every list or single-object read of the GraphQL API (and SSE) starts here, so
+the scope chokepoint (`scope.scoped`) is applied on every path and the
+orderings are defined once: satellites by name, commands and events newest first.
+An object outside the caller's scope is indistinguishable from a missing one.
+"""
+
+from __future__ import annotations
+
+from tortoise.expressions import Subquery
+from tortoise.queryset import QuerySet
+
+from app.errors import NotFound
+from app.models import (
+    AuditEntry,
+    McpInstallation,
+    McpInstallationRevision,
+    McpServerLog,
+    McpTool,
+    RegistrationToken,
+    SatelliteCommand,
+    SatelliteEvent,
+    SatelliteUsageLog,
+    Team,
+    TeamMembership,
+    User,
+)
+from app.models import Satellite as SatelliteRow
+from app.models.enums import CommandStatus, SatelliteStatus
+from app.services.people.principals import Principal
+from app.services.people.scope import Kind, scoped
+
+
+def satellites(
+    principal: Principal, *, team_id: str | None = None, status: SatelliteStatus | None = None
+) -> QuerySet[SatelliteRow]:
+    query = SatelliteRow.exclude(status=SatelliteStatus.DELETED)
+    if team_id is not None:
+        query = query.filter(team_id=team_id)
+    if status is not None:
+        query = query.filter(status=status)
+    return scoped(principal, query, Kind.SATELLITES).order_by("name", "id")
+
+
+async def satellite(principal: Principal, satellite_id: str) -> SatelliteRow | None:
+    return await satellites(principal).filter(id=satellite_id).first()
+
+
+def commands(
+    principal: Principal, *, satellite_id: str | None = None,
+    status: CommandStatus | None = None,
+) -> QuerySet[SatelliteCommand]:
+    query = SatelliteCommand.all()
+    if satellite_id is not None:
+        query = query.filter(satellite_id=satellite_id)
+    if status is not None:
+        query = query.filter(status=status)
+    return scoped(principal, query, Kind.TEAM_OWNED).order_by("-created_at", "-id")
+
+
+async def command(principal: Principal, command_id: str) -> SatelliteCommand | None:
+    return await commands(principal).filter(id=command_id).first()
+
+
+def events(principal: Principal, *, satellite_id: str | None = None) -> QuerySet[SatelliteEvent]:
+    query = SatelliteEvent.all()
+    if satellite_id is not None:
+        query = query.filter(satellite_id=satellite_id)
+    return scoped(principal, query, Kind.TEAM_OWNED).order_by("-id")
+
+
+def teams(principal: Principal) -> QuerySet[Team]:
+    return scoped(principal, Team.all(), Kind.TEAMS).order_by("name", "id")
+
+
+async def team(principal: Principal, team_id: str) -> Team | None:
+    return await teams(principal).filter(id=team_id).first()
+
+
+
+
+async def require_satellite(principal: Principal, satellite_id: str) -> SatelliteRow:
+    """The satellite, or NOT_FOUND whether it is missing or out of the caller's scope."""
+    row = await satellite(principal, satellite_id)
+    if row is None:
+        raise NotFound("Satellite not found", code="satellite_not_found")
+    return row
+
+
+def installations(principal: Principal, *, team_id: str | None = None
+                  ) -> QuerySet[McpInstallation]:
+    query = McpInstallation.all()
+    if team_id is not None:
+        query = query.filter(team_id=team_id)
+    return scoped(principal, query, Kind.TEAM_OWNED).order_by("name", "id")
+
+
+async def installation(principal: Principal, installation_id: str) -> McpInstallation | None:
+    return await installations(principal).filter(id=installation_id).first()
+
+
+async def require_installation(principal: Principal, installation_id: str) -> McpInstallation:
+    """The installation, or NOT_FOUND whether it is missing or out of the caller's scope."""
+    row = await installation(principal, installation_id)
+    if row is None:
+        raise NotFound("Installation not found", code="installation_not_found")
+    return row
+
+
+async def require_team(principal: Principal, team_id: str) -> Team:
+    """The team, or NOT_FOUND whether it is missing or the caller is not a member."""
+    row = await team(principal, team_id)
+    if row is None:
+        raise NotFound("Team not found", code="team_not_found")
+    return row
+
+
+def installation_tools(principal: Principal, installation_ids: list[str]) -> QuerySet[McpTool]:
+    query = McpTool.filter(installation_id__in=sorted(set(installation_ids)))
+    return scoped(principal, query, Kind.TEAM_OWNED).order_by("tool_name", "id")
+
+
+def installation_revisions(principal: Principal, installation_ids: list[str]
+                           ) -> QuerySet[McpInstallationRevision]:
+    """Revisions of the visible installations among `installation_ids`, newest first."""
+    visible = scoped(principal, McpInstallation.filter(id__in=sorted(set(installation_ids))),
+                     Kind.TEAM_OWNED)
+    return McpInstallationRevision.filter(
+        installation_id__in=Subquery(visible.values("id"))
+    ).order_by("-revision")
+
+
+def server_logs(principal: Principal, installation_id: str) -> QuerySet[McpServerLog]:
+    """An installation's server log lines, newest first."""
+    query = McpServerLog.filter(installation_id=installation_id)
+    return scoped(principal, query, Kind.TEAM_OWNED).order_by("-logged_at", "-id")
+
+
+def usage_logs(principal: Principal, *, team_id: str | None = None
+               ) -> QuerySet[SatelliteUsageLog]:
+    query = SatelliteUsageLog.all()
+    if team_id is not None:
+        query = query.filter(team_id=team_id)
+    return scoped(principal, query, Kind.TEAM_OWNED)
+
+
+__all__ = [
+    "installation", "installation_revisions", "installation_tools", "installations",
+    "require_installation", "require_team", "server_logs", "usage_logs",
+    "command", "commands", "events", "require_satellite", "satellite", "satellites", "team",
+    "teams",
+]
+
+
+# ---- people, tokens, audit (administration) ------------------------------------------
+
+
+def registration_tokens(principal: Principal, *, team_id: str | None = None
+                        ) -> QuerySet[RegistrationToken]:
+    """A team's tokens, or without `team_id` the global ones; newest first.
+    Visible to the team's administrators (global tokens: global administrators)."""
+    query = (RegistrationToken.filter(team_id__isnull=True) if team_id is None
+             else RegistrationToken.filter(team_id=team_id))
+    return scoped(principal, query, Kind.TEAM_ADMINISTERED).order_by("-created_at", "-jti")
+
+
+async def registration_token(principal: Principal, jti: str) -> RegistrationToken | None:
+    query = RegistrationToken.filter(jti=jti)
+    return await scoped(principal, query, Kind.TEAM_ADMINISTERED).first()
+
+
+def users(principal: Principal) -> QuerySet[User]:
+    return scoped(principal, User.all(), Kind.USERS).order_by("email", "id")
+
+
+def audit_entries(principal: Principal, *, team_id: str | None = None) -> QuerySet[AuditEntry]:
+    """Audit entries, newest first: all for global administrators, their teams' for
+    team administrators (entries without a team are for global administrators only)."""
+    query = AuditEntry.all() if team_id is None else AuditEntry.filter(team_id=team_id)
+    return scoped(principal, query, Kind.TEAM_ADMINISTERED).order_by("-id")
+
+
+def team_members(principal: Principal, team_ids: list[str]) -> QuerySet[TeamMembership]:
+    """Memberships of these teams with their users, for the teams' administrators."""
+    query = TeamMembership.filter(team_id__in=sorted(set(team_ids)))
+    return scoped(principal, query, Kind.TEAM_ADMINISTERED).select_related("user").order_by(
+        "user__email", "id")
+
+
+__all__ += [
+    "audit_entries", "registration_token", "registration_tokens", "team_members", "users",
+]
