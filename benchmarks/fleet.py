@@ -12,14 +12,14 @@ from app.config import Settings
 from app.db import close_database, open_database
 from app.models import SatelliteCommand
 from app.models.enums import GlobalRole, SatelliteStatus, SatelliteType
+from app.runtime import build_runtime
 from app.services.common.actors import CLI_ACTOR
 from app.services.mcp.catalog import get_server_by_slug, import_catalog
 from app.services.mcp.installations import InstallationChange, install_server
-from app.runtime import build_runtime
-from app.services.satellites.admin import create_satellite
 from app.services.people.sessions import login
 from app.services.people.teams import create_team
 from app.services.people.users import create_user
+from app.services.satellites.admin import create_satellite
 
 
 @dataclass(frozen=True)

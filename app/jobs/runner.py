@@ -9,27 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from app.jobs.leader import Leadership
+from app.jobs.schedule import ScheduledJob
 from app.services.context import Services
 
 log = logging.getLogger(__name__)
 
-Job = Callable[[Services], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduledJob:
-    name: str
-    run_once: Job
-    interval: Callable[[Services], float]
-
-
 def scheduled_jobs() -> list[ScheduledJob]:
     """The server's jobs. Each job module registers itself here (one line)."""
-    from app.jobs import commands as command_jobs  # job modules import this one
+    from app.jobs import commands as command_jobs
     from app.jobs import offline, retention, sessions
 
     return [

@@ -53,7 +53,8 @@ async def usage(
     from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
     to: datetime | None = None,
 ) -> UsageSummary:
-    summary = await team_usage(principal_of(info), team_id, start=from_, end=to)
+    summary = await team_usage(principal_of(info), team_id, start=from_, end=to,
+                               now=info.context.rt.clock.now())
     return UsageSummary.of(summary)
 
 

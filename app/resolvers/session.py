@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.rest.addresses import is_https
+from app.addresses import is_https
 from app.schema.context import SESSION_COOKIE, Info, principal_of
 from app.schema.types.people import LoginPayload, User
 from app.services.people import sessions

@@ -31,9 +31,9 @@ from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from app.addresses import client_address
 from app.auth.bearer import bearer_credential
 from app.errors import AppError, ValidationError
-from app.rest.addresses import client_address
 from app.rest.bodies import parse_json, parse_json_object, read_body
 from app.rest.context import RUNTIME_KEY, runtime_of
 from app.rest.errors import classify, json_response

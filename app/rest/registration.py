@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.rest.addresses import client_address
+from app.addresses import client_address
 from app.rest.bodies import read_json_object
 from app.rest.context import runtime_of
 from app.rest.errors import json_response

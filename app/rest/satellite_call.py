@@ -16,9 +16,9 @@ from typing import Any, Generic, TypeVar
 import pydantic
 from aiohttp import web
 
+from app.addresses import client_address
 from app.errors import Forbidden, Unauthenticated, ValidationError
 from app.models.enums import SatelliteStatus
-from app.rest.addresses import client_address
 from app.rest.bodies import read_json_object
 from app.rest.context import runtime_of
 from app.services.context import Services

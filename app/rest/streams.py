@@ -25,9 +25,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp_sse import sse_response
 
+from app.addresses import client_address
 from app.bus import Message
 from app.errors import Unauthenticated, Unavailable, ValidationError
-from app.rest.addresses import client_address
 from app.rest.context import RUNTIME_KEY
 from app.rest.graphql import session_token
 from app.services.context import Services

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from strawberry.dataloader import DataLoader
 from tortoise.models import Model
@@ -30,8 +30,12 @@ from app.services.people import reads
 from app.services.people.principals import Principal
 from app.services.people.scope import Kind, scoped
 
-if TYPE_CHECKING:
-    from app.schema.context import Context
+
+class Caller(Protocol):
+    """Who the loaders load for (the GraphQL context; a protocol, so no import back)."""
+
+    principal: Principal | None
+
 
 M = TypeVar("M", bound=Model)
 K = TypeVar("K")
@@ -70,7 +74,7 @@ class Loaders:
 
     # Each loader is made on first use: an operation pays only for the ones it needs.
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Caller) -> None:
         self._context = context
 
     @cached_property
@@ -144,7 +148,7 @@ class McpLoaders:
     installation).
     """
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Caller) -> None:
         self._context = context
 
     @cached_property

@@ -7,15 +7,14 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from app.services.satellites.admin import (
-    DEFAULT_CAPABILITIES,
-    NAME_MAX_LENGTH,
-    NAME_MIN_LENGTH,
-    NAME_PATTERN,
-)
 from app.wire.base import WireModel
 from app.wire.heartbeat import clean_text
 
+# Satellite names: what registration accepts and every later rename must keep.
+NAME_MIN_LENGTH = 10
+NAME_MAX_LENGTH = 32
+NAME_PATTERN = r"^[a-z0-9_-]+$"
+DEFAULT_CAPABILITIES = ("stdio", "http", "sse")
 MAX_CAPABILITIES = 32
 MAX_CAPABILITY_LENGTH = 64
 MAX_URL_LENGTH = 2048

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import aiohttp
 import pytest
@@ -18,7 +16,7 @@ from app.jobs import offline
 from app.jobs.runner import scheduled_jobs
 from app.models import Satellite
 from app.runtime import Runtime
-from app.services.common.clock import utcnow
+from app.services.common.clock import ManualClock, utcnow
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite, satellite_factory
 from tests.fixtures.server import eventually, listening, make_settings, running
 
@@ -32,32 +30,17 @@ SENTINEL = {"satellite_id": "sentinel", "online": None}
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     # The scheduled job never runs on its own here: each test runs it (`offline.run_once`)
-    # when it means to, with the job's clock (`job_clock`) where it needs time to pass.
+    # when it means to, with the runtime's clock (`clock`) where it needs time to pass.
     return make_settings(tmp_path, heartbeat_interval=1, offline_threshold=1,
                          jobs_interval_seconds=3600)
 
 
-class JobClock:
-    """The offline job's `utcnow`: stands still until the test moves it."""
+def pass_threshold(clock: ManualClock, rt: Runtime) -> None:
+    """Move the runtime's clock more than one threshold past every heartbeat so far.
 
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def pass_threshold(self, rt: Runtime) -> None:
-        """Now is more than one threshold after every heartbeat received so far."""
-        self.now = utcnow() + timedelta(seconds=rt.settings.offline_threshold + 1)
-
-
-@pytest.fixture
-def job_clock(monkeypatch: pytest.MonkeyPatch) -> JobClock:
-    # Heartbeats keep the real clock: the job sees them as just received until the
-    # test moves its clock on (so no heartbeat can go stale while a test is slow).
-    clock = JobClock(utcnow())
-    monkeypatch.setattr(offline, "utcnow", clock)
-    return clock
+    Heartbeats and the job read the same clock, which stands still until the test
+    moves it (so no heartbeat can go stale while a test is slow)."""
+    clock.advance(rt.settings.offline_threshold + 1)
 
 
 async def beat(http: aiohttp.ClientSession, satellite: TestSatellite) -> None:
@@ -68,7 +51,7 @@ async def beat(http: aiohttp.ClientSession, satellite: TestSatellite) -> None:
 
 def end_start_up_grace(rt: Runtime) -> None:
     """As if the server had started long ago (the grace has its own test below)."""
-    rt.started_monotonic = time.monotonic() - 10 * rt.settings.offline_threshold
+    rt.started_monotonic = rt.clock.monotonic() - 10 * rt.settings.offline_threshold
 
 
 def test_offline_detection_is_a_scheduled_job() -> None:
@@ -77,7 +60,7 @@ def test_offline_detection_is_a_scheduled_job() -> None:
 
 async def test_silent_satellite_goes_offline_and_its_next_heartbeat_brings_it_back(
     http: aiohttp.ClientSession, make_satellite: SatelliteFactory, rt: Runtime,
-    job_clock: JobClock,
+    clock: ManualClock,
 ) -> None:
     end_start_up_grace(rt)
     satellite = await make_satellite()
@@ -86,7 +69,7 @@ async def test_silent_satellite_goes_offline_and_its_next_heartbeat_brings_it_ba
         await beat(http, satellite)
         came_online = await asyncio.wait_for(received.get(), WAIT_SECONDS)
         await offline.run_once(rt)  # not silent for a threshold yet: nothing happens
-        job_clock.pass_threshold(rt)  # silent for longer than the threshold
+        pass_threshold(clock, rt)  # silent for longer than the threshold
         await offline.run_once(rt)
         went_offline = await asyncio.wait_for(received.get(), WAIT_SECONDS)
         await offline.run_once(rt)
@@ -106,11 +89,11 @@ async def test_silent_satellite_goes_offline_and_its_next_heartbeat_brings_it_ba
     assert state.online  # the job runs only when this test calls it: nothing flips it back
 
 
-async def test_offline_state_is_persisted(tmp_path: Path, job_clock: JobClock) -> None:
+async def test_offline_state_is_persisted(tmp_path: Path, clock: ManualClock) -> None:
     # The job runs on its schedule here (every 50 ms): what it decides reaches the row.
     settings = make_settings(tmp_path, heartbeat_interval=1, offline_threshold=1,
                              jobs_interval_seconds=0.05)
-    async with running(settings) as (rt, http):
+    async with running(settings, clock) as (rt, http):
         end_start_up_grace(rt)
         satellite = await satellite_factory(rt)()
         await beat(http, satellite)
@@ -120,7 +103,7 @@ async def test_offline_state_is_persisted(tmp_path: Path, job_clock: JobClock) -
         async def offline_stored() -> bool:
             return not (await Satellite.get(id=satellite.id)).online
 
-        job_clock.pass_threshold(rt)  # the scheduled job now sees a silent satellite
+        pass_threshold(clock, rt)  # the scheduled job now sees a silent satellite
         await eventually(offline_stored, timeout=WAIT_SECONDS)
         state = rt.fleet.get(satellite.id)
         assert state is not None
@@ -152,7 +135,7 @@ async def test_a_heartbeat_another_instance_stored_keeps_the_satellite_online(
 
 
 async def test_restart_waits_one_threshold_before_marking_anything_offline(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     settings = make_settings(tmp_path, heartbeat_interval=1, offline_threshold=1,
                              jobs_interval_seconds=3600)
@@ -165,21 +148,20 @@ async def test_restart_waits_one_threshold_before_marking_anything_offline(
             last_heartbeat_at=utcnow() - timedelta(hours=1), online=True
         )
 
-    # The job's monotonic clock stands still (before the restart) until the test moves it,
-    # so any run the scheduler makes at start-up is inside the grace period too.
-    monotonic = SimpleNamespace(now=time.monotonic())
-    monkeypatch.setattr(offline, "time", SimpleNamespace(monotonic=lambda: monotonic.now))
-    async with running(settings) as (rt, _):
+    # The restarted server's clock stands still until the test moves it, so any run the
+    # scheduler makes at start-up is inside the grace period too.
+    clock = ManualClock()
+    async with running(settings, clock) as (rt, _):
         state = rt.fleet.get(satellite.id)
         assert state is not None
         threshold = settings.offline_threshold
         for elapsed in (0.0, 0.5 * threshold, 0.99 * threshold):  # job runs inside the grace
-            monotonic.now = rt.started_monotonic + elapsed
+            clock.advance(rt.started_monotonic + elapsed - clock.monotonic())
             await offline.run_once(rt)
             assert state.online
             assert (await Satellite.get(id=satellite.id)).online
 
-        monotonic.now = rt.started_monotonic + threshold  # one threshold after the start
+        clock.advance(rt.started_monotonic + threshold - clock.monotonic())  # one threshold on
         await offline.run_once(rt)
         assert not state.online
         assert not (await Satellite.get(id=satellite.id)).online
@@ -193,7 +175,7 @@ async def test_nothing_goes_offline_during_the_grace_period(
     assert state is not None
     state.online, state.last_heartbeat_at = True, utcnow() - timedelta(days=1)
 
-    rt.started_monotonic = time.monotonic()  # the server has just started
+    rt.started_monotonic = rt.clock.monotonic()  # the server has just started
     await offline.run_once(rt)  # (its grace check runs before its first await)
     assert state.online
 

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-import app.services.fleet.authentication as authentication
+import app.services.fleet.key_cache as key_cache
 from app.auth.api_keys import generate_api_key, parse_api_key
 from app.models import AuditEntry
 from app.models.enums import SatelliteStatus, SatelliteType
@@ -194,7 +194,7 @@ async def test_failure_burst_is_429_but_verified_keys_keep_working(tmp_path: Pat
 class CountingVerify:
     def __init__(self) -> None:
         self.calls = 0
-        self._real = authentication.verify_api_key  # type: ignore[attr-defined]
+        self._real = key_cache.verify_api_key
 
     def __call__(self, stored_hash: str, presented: str) -> bool:
         self.calls += 1
@@ -208,7 +208,7 @@ async def test_one_authentication_verifies_at_most_one_hash_among_many_satellite
 ) -> None:
     fleet: list[TestSatellite] = [await make_satellite() for _ in range(25)]
     spy = CountingVerify()
-    monkeypatch.setattr(authentication, "verify_api_key", spy)
+    monkeypatch.setattr(key_cache, "verify_api_key", spy)
     target = fleet[17]
     assert (await poll(http, target.id, target.api_key))[0] == 200
     assert spy.calls == 1

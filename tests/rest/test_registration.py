@@ -13,12 +13,11 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-import app.services.satellites.tokens as tokens_module
 from app.models import AuditEntry, RegistrationToken, Satellite
 from app.models.enums import SatelliteStatus, SatelliteType, TokenScope
 from app.runtime import Runtime
 from app.services.common.actors import CLI_ACTOR
-from app.services.common.clock import utcnow
+from app.services.common.clock import ManualClock
 from app.services.satellites.admin import set_satellite_status
 from app.services.satellites.tokens import IssuedToken, revoke_registration_token
 from tests.fixtures.people import TeamFactory, TokenFactory
@@ -96,13 +95,13 @@ def error_of(status: int, body: dict[str, Any]) -> tuple[int, str]:
 
 
 async def issue_expired(
-    issue_token: TokenFactory, monkeypatch: pytest.MonkeyPatch, **kwargs: Any
+    issue_token: TokenFactory, clock: ManualClock, **kwargs: Any
 ) -> IssuedToken:
     """A token issued (through the service) two hours ago with a one-hour lifetime."""
-    two_hours_ago = utcnow() - timedelta(hours=2)
-    monkeypatch.setattr(tokens_module, "utcnow", lambda: two_hours_ago)
+    now = clock.now()
+    clock.set(now - timedelta(hours=2))
     issued = await issue_token(hours=1, **kwargs)
-    monkeypatch.undo()
+    clock.set(now)
     return issued
 
 
@@ -236,9 +235,9 @@ async def test_bad_prefix_signature_alg_audience_and_issuer_are_invalid(
 
 
 async def test_expired_token_is_token_expired(
-    http: aiohttp.ClientSession, issue_token: TokenFactory, monkeypatch: pytest.MonkeyPatch
+    http: aiohttp.ClientSession, issue_token: TokenFactory, clock: ManualClock
 ) -> None:
-    issued = await issue_expired(issue_token, monkeypatch)
+    issued = await issue_expired(issue_token, clock)
     status, body = await register(http, issued.token, reference_body("edge-satellite-07"))
     assert error_of(status, body) == (401, "token_expired")
 
@@ -247,9 +246,9 @@ async def test_expired_and_wrong_audience_is_invalid_not_expired(
     http: aiohttp.ClientSession,
     rt: Runtime,
     issue_token: TokenFactory,
-    monkeypatch: pytest.MonkeyPatch,
+    clock: ManualClock,
 ) -> None:
-    issued = await issue_expired(issue_token, monkeypatch)
+    issued = await issue_expired(issue_token, clock)
     status, body = await register(
         http, reforged(rt, issued, aud="wrong"), reference_body("edge-satellite-08")
     )
@@ -260,9 +259,9 @@ async def test_expired_and_revoked_is_expired(
     http: aiohttp.ClientSession,
     rt: Runtime,
     issue_token: TokenFactory,
-    monkeypatch: pytest.MonkeyPatch,
+    clock: ManualClock,
 ) -> None:
-    issued = await issue_expired(issue_token, monkeypatch)
+    issued = await issue_expired(issue_token, clock)
     await revoke_registration_token(rt, issued.row.jti, actor=CLI_ACTOR)
     status, body = await register(http, issued.token, reference_body("edge-satellite-09"))
     assert error_of(status, body) == (401, "token_expired")

@@ -26,7 +26,9 @@ from app.models.enums import TransportType
 from app.runtime import Runtime
 from app.services.common.storage import GroupCommit
 from app.services.fleet.state import SatelliteState
-from app.services.telemetry.ingest import MAX_SERVER_LOGS_PER_INSTALLATION, ingest_events, redact
+from app.services.telemetry.effects import MAX_SERVER_LOGS_PER_INSTALLATION
+from app.services.telemetry.ingest import ingest_events
+from app.services.telemetry.redaction import redact
 from tests.fixtures.people import TeamFactory
 from tests.fixtures.satellites import SatelliteFactory
 from tests.fixtures.server import listening

@@ -31,15 +31,16 @@ from app.services.common.audit import record_audit
 from app.services.common.clock import iso
 from app.services.common.json_objects import checked_json_object
 from app.services.fleet.state import SatelliteState
+from app.wire.registration import (
+    DEFAULT_CAPABILITIES,
+    NAME_MAX_LENGTH,
+    NAME_MIN_LENGTH,
+)
 
 if TYPE_CHECKING:
     from app.services.fleet.context import FleetContext
 
-NAME_MIN_LENGTH = 10
-NAME_MAX_LENGTH = 32
-NAME_PATTERN = r"^[a-z0-9_-]+$"
 _NAME_RE = re.compile(r"[a-z0-9_-]+")
-DEFAULT_CAPABILITIES = ("stdio", "http", "sse")
 # An admin action re-reads and retries when another writer changed the row in between.
 _ATTEMPTS = 5
 

@@ -1,4 +1,5 @@
-"""A team's MCP tool usage, summarised from `satellite_usage_logs` (design.md §4 `UsageSummary`).
+"""A team's MCP tool usage, summarised from `satellite_usage_logs` (`usage` in
+docs/graphql.md §3, "MCP catalogue, installations, usage").
 
 Rows come from `mcp.tool.executed` events (one row per call: tool, server slug,
 duration, success). The summary is computed in the database with a fixed
@@ -150,10 +151,11 @@ async def summarize_usage(logs: QuerySet[SatelliteUsageLog], start: datetime, en
 
 
 async def team_usage(principal: Principal, team_id: str, *, start: datetime | None = None,
-                     end: datetime | None = None) -> UsageSummary:
-    """The usage of a team the caller belongs to (NOT_FOUND otherwise), over one period."""
+                     end: datetime | None = None, now: datetime | None = None) -> UsageSummary:
+    """The usage of a team the caller belongs to (NOT_FOUND otherwise), over one period
+    (by default the 30 days before `now`)."""
     await reads.require_team(principal, team_id)
-    start, end = usage_period(start, end)
+    start, end = usage_period(start, end, now)
     return await summarize_usage(reads.usage_logs(principal, team_id=team_id), start, end)
 
 
