@@ -119,7 +119,8 @@ def _parse_networks(raw: str) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(item, strict=False) for item in _parse_list(raw))
 
 
-# Variables named by design.md keep their bare names; the rest are prefixed.
+# Variables with fixed, documented names (the README's Settings table); every other field
+# is read from GROUNDSTATION_<FIELD> (see `env_name`).
 _ENV_NAMES: dict[str, str] = {
     "database_url": "DATABASE_URL",
     "redis_url": "REDIS_URL",

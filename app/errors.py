@@ -1,8 +1,8 @@
 """One exception hierarchy with stable codes.
 
 Mapped once to HTTP (`app/rest/errors.py`) and once to GraphQL (`extensions.code`).
-`code` is the wire text satellites read (`error` field, protocol.md §1);
-`graphql_code` is the coarse GraphQL category (design.md §4).
+`code` is the wire text satellites read (`error` field, docs/protocol.md §1);
+`graphql_code` is the coarse GraphQL category (docs/graphql.md §4).
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Throughput benchmarks (design.md §7). Never run in CI; see benchmarks/README.md."""
+"""Throughput benchmarks (docs/architecture.md §7). Never run in CI; see benchmarks/README.md."""

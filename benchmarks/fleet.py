@@ -54,7 +54,7 @@ async def prepare_fleet(settings: Settings, count: int) -> list[BenchSatellite]:
         await close_database()
 
 
-# What the reference client sends every 30 s (protocol.md §13), with one process.
+# What the reference client sends every 30 s (docs/protocol.md §13), with one process.
 HEARTBEAT_BODY = json.dumps({
     "status": "active",
     "system_metrics": {

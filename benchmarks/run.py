@@ -1,4 +1,4 @@
-"""Measure the hot paths against a bare aiohttp endpoint, in one run (design.md §7).
+"""Measure the hot paths against a bare aiohttp endpoint, in one run (docs/architecture.md §7).
 
     .venv/bin/python -m benchmarks.run [--satellites N] [--duration S] [--tool wrk|python]
                                        [--paths poll,heartbeat,events,dashboard,config]
@@ -54,9 +54,9 @@ from benchmarks.fleet import (
 from benchmarks.load import LoadResult, Target, run_load, wrk_available
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-# design.md §7: fraction of bare throughput
+# docs/architecture.md §7: fraction of bare throughput
 BUDGETS = {"poll": 0.25, "heartbeat": 0.08, "dashboard": 0.05}
-EVENTS_BUDGET = 20_000  # design.md §7: events/s on SQLite, 100-event batches
+EVENTS_BUDGET = 20_000  # docs/architecture.md §7: events/s on SQLite, 100-event batches
 PATHS = ("poll", "heartbeat", "events", "dashboard", "config", "config_304")
 DEFAULT_PATHS = "poll,heartbeat"
 # Generous per-satellite poll and events limits so the benchmark measures the path, not
@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.run",
         description="Idle poll and heartbeat throughput of Groundstation as a ratio of a bare "
-        "aiohttp JSON endpoint measured in the same run (design.md §7).",
+        "aiohttp JSON endpoint measured in the same run (docs/architecture.md §7).",
     )
     parser.add_argument("--satellites", type=int, default=100,
                         help="active satellites to spread requests over (default 100)")

@@ -1,4 +1,4 @@
-"""Settings: read once, validated, and never a hard-coded secret (protocol.md §12, defect 6)."""
+"""Settings: read once, validated, and never a hard-coded secret (docs/protocol.md §12 defect 6)."""
 
 from __future__ import annotations
 

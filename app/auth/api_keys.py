@@ -1,9 +1,9 @@
-"""Satellite API keys (protocol.md §5).
+"""Satellite API keys (docs/protocol.md §5).
 
 Format: `deploystack_satellite_api_<global|team>_` + 32 characters of
 `A-Za-z0-9_-`: the first 8 are a public key id (indexed column), the last 24
 are secret (144 random bits). Stored only as an Argon2id hash with cheap
-parameters, safe because the secret is random (stack-notes.md).
+parameters, safe because the secret is random (there is no dictionary to try).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Registration tokens: HS256 JWTs behind a scope prefix (protocol.md §3).
+"""Registration tokens: HS256 JWTs behind a scope prefix (docs/protocol.md §3).
 
 Wire format: `deploystack_satellite_global_<JWT>` or `deploystack_satellite_team_<JWT>`.
 This module only signs and checks the token text; whether a token is known,
@@ -51,7 +51,7 @@ class TokenRejected(Exception):
 class TokenClaims:
     jti: str
     # The raw `scope` claim: compared with the prefix scope only after the database
-    # checks (protocol.md §3 puts `token_invalid_scope` last).
+    # checks (docs/protocol.md §3 puts `token_invalid_scope` last).
     scope_claim: str
     team_id: str | None
     created_by: str | None

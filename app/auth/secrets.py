@@ -1,4 +1,4 @@
-"""Secret values at rest: AES-256-GCM with a key ring (design.md §2).
+"""Secret values at rest: AES-256-GCM with a key ring (docs/architecture.md §3).
 
 A stored secret is a self-describing token::
 

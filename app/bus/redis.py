@@ -1,4 +1,4 @@
-"""Redis pub/sub: every instance sees every message (design.md §5, `REDIS_URL`).
+"""Redis pub/sub: every instance sees every message (docs/architecture.md §4, `REDIS_URL`).
 
 - `publish()` hands the message to this process's subscribers at once (the
   in-process fan-out, so wake-ups on this instance keep working while Redis is

@@ -1,4 +1,4 @@
-"""The `groundstation` command line (design.md §8).
+"""The `groundstation` command line (docs/operations.md §3).
 
 Scripts depend on the exact forms and outputs: the result alone on stdout,
 logs on stderr, one `error: <message>` line and a non-zero exit on failure.

@@ -1,4 +1,4 @@
-"""The argument tree of design.md §8. Each leaf names the function that runs it."""
+"""The argument tree of docs/operations.md §3. Each leaf names the function that runs it."""
 
 from __future__ import annotations
 
@@ -156,7 +156,7 @@ def _add_catalog(subparsers: argparse._SubParsersAction[Parser]) -> None:
         "import", help="create or update MCP server templates from a JSON file; prints the "
         "number imported",
         description="Create or update MCP server templates, by slug, from a JSON catalog file "
-        '({"servers": [...]}, design.md section 8) and print the number imported. The whole '
+        '({"servers": [...]}, docs/catalog.md) and print the number imported. The whole '
         "file is checked first: if any server is invalid, nothing is imported.",
     )
     load.add_argument("file", metavar="FILE", help="the catalog file (JSON)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.jobs.schedule import ScheduledJob
-from app.services.commands.queue import expire_undelivered, requeue_expired_leases
+from app.services.commands.sweeps import expire_undelivered, requeue_expired_leases
 from app.services.context import Services
 
 

@@ -1,4 +1,4 @@
-"""One leader at a time runs the background jobs (design.md §6, issue 5).
+"""One leader at a time runs the background jobs (docs/operations.md §4, issue 5).
 
 On SQLite there is one server process per database file, so it always leads.
 On PostgreSQL every instance tries `pg_try_advisory_lock` on a dedicated

@@ -1,4 +1,4 @@
-"""Offline detection (protocol.md §6, §12 defect 10; design.md §6).
+"""Offline detection (docs/protocol.md §6, §12 defect 10; docs/operations.md §2).
 
 A satellite whose last heartbeat is older than `offline_threshold` is marked
 offline: in memory at once, in the database with one UPDATE per run, and on

@@ -1,4 +1,4 @@
-"""Retention by count and by age (design.md §2), never on the request path.
+"""Retention by count and by age (docs/architecture.md §3), never on the request path.
 
 - heartbeat history: the newest `heartbeat_history_per_satellite` per satellite,
   none older than `heartbeat_retention_days`;

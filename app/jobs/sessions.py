@@ -1,4 +1,4 @@
-"""Idle session expiry: sessions past `expires_at` end like a logout (design.md §5)."""
+"""Idle session expiry: sessions past `expires_at` end like a logout (docs/graphql.md §1)."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 Every instance behind one load balancer must count the same satellite's polls and
 the same address's failed logins together, or N instances would allow N times the
-limit (design.md §5). The rules (which limit, how much) live in
-`app/services/rate_limits.py`; a store only counts.
+limit (docs/architecture.md §4). The rules (which limit, how much) live in
+`app/services/common/rate_limits.py`; a store only counts.
 """
 
 from app.limits.base import LimitStore

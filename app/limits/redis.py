@@ -1,4 +1,4 @@
-"""Limit counters in Redis, shared by every instance (design.md §5, `REDIS_URL`).
+"""Limit counters in Redis, shared by every instance (docs/architecture.md §4, `REDIS_URL`).
 
 Each operation is one Lua script (atomic on the server; the scripts of concurrent
 requests share one round trip, `app/redis_pipeline.py`) and uses Redis's own

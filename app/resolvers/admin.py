@@ -2,7 +2,7 @@
 
 Each resolver: the caller → a permission check (`services.permissions`) → one
 service call → a type. Authorization comes before any check of argument values
-(design.md §4), so a caller without the right learns nothing about the input rules.
+(docs/graphql.md §4), so a caller without the right learns nothing about the input rules.
 """
 
 from __future__ import annotations

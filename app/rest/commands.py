@@ -1,4 +1,4 @@
-"""Command poll and command result (protocol.md §7, §8)."""
+"""Command poll and command result (docs/protocol.md §7, §8)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from aiohttp import web
 
 from app.rest.errors import json_response
 from app.rest.satellite_call import SatelliteCall, satellite_route
-from app.services.commands.queue import poll_commands, record_command_result
+from app.services.commands.claims import poll_commands
+from app.services.commands.results import record_command_result
 from app.services.common.rate_limits import SatelliteRateLimits
 from app.wire.commands import CommandResultRequest, PollQuery
 

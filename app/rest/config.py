@@ -1,4 +1,4 @@
-"""`GET /api/satellites/{id}/config` (protocol.md §9): canonical body, ETag, 304."""
+"""`GET /api/satellites/{id}/config` (docs/protocol.md §9): canonical body, ETag, 304."""
 
 from __future__ import annotations
 

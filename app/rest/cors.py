@@ -1,4 +1,5 @@
-"""CORS for the people-facing routes: off unless `CORS_ORIGINS` lists origins (design.md §5).
+"""CORS for the people-facing routes: off unless `CORS_ORIGINS` lists origins
+(docs/graphql.md §1).
 
 Only `/graphql` and `/api/stream/*` are offered cross-origin (satellites never
 need CORS). A listed origin gets credentials (the session cookie); any other

@@ -1,4 +1,4 @@
-"""The one mapping from domain errors to HTTP (protocol.md §1 error bodies)."""
+"""The one mapping from domain errors to HTTP (docs/protocol.md §1 error bodies)."""
 
 from __future__ import annotations
 

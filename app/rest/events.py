@@ -1,4 +1,4 @@
-"""`POST /api/satellites/{id}/events` (protocol.md §10): batched events, partial success."""
+"""`POST /api/satellites/{id}/events` (docs/protocol.md §10): batched events, partial success."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`POST /api/satellites/{id}/heartbeat` (protocol.md §6): never rate limited."""
+"""`POST /api/satellites/{id}/heartbeat` (docs/protocol.md §6): never rate limited."""
 
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ _MODELS: list[tuple[type[pydantic.BaseModel], JsonSchemaMode]] = [
     (EventsResponse, "serialization"),
 ]
 
-# Why each error status happens (protocol.md §1, §3–§5).
+# Why each error status happens (docs/protocol.md §1, §3–§5).
 _ERRORS: dict[int, str] = {
     400: "Validation failed (`error` contains `validation`)",
     401: "Unauthorized: missing, malformed or unknown key, or the satellite is disabled",
@@ -162,7 +162,7 @@ def _operations() -> dict[str, Any]:
             "operationId": "register",
             "summary": "Register (or re-register by name) and receive an API key",
             "description": "Type and team come from the registration token. Errors 401 carry "
-                           "the registration codes of protocol.md §3.",
+                           "the registration codes of docs/protocol.md §3.",
             "security": [{"registrationToken": []}], "tags": ["registration"],
             "requestBody": _body(RegistrationRequest),
             "responses": {

@@ -1,4 +1,4 @@
-"""`POST /api/satellites/register` (protocol.md §4): the token first, then the body."""
+"""`POST /api/satellites/register` (docs/protocol.md §4): the token first, then the body."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ async def register(request: web.Request) -> web.StreamResponse:
 
 
 def registration_payload(result: RegistrationResult) -> dict[str, Any]:
-    """Exactly the fields of protocol.md §4; the API key appears here and nowhere else."""
+    """Exactly the fields of docs/protocol.md §4; the API key appears here and nowhere else."""
     return {
         "success": True,
         "satellite": {

@@ -1,4 +1,4 @@
-"""Server-sent events (design.md §5): the subscription streams over plain HTTP.
+"""Server-sent events (docs/graphql.md §6): the subscription streams over plain HTTP.
 
 - `GET /api/stream/events?satellite_id=&team_id=&types=` — satellite events;
   `id:` is the event log's cursor (the event id), `event:` the event type,

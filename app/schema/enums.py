@@ -1,4 +1,4 @@
-"""GraphQL enums: upper-case names, the REST wire forms as values (design.md §4)."""
+"""GraphQL enums: upper-case names, the REST wire forms as values (docs/graphql.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Errors as GraphQL clients see them (design.md §4), mapped once.
+"""Errors as GraphQL clients see them (docs/graphql.md §4), mapped once.
 
 - `AppError`s keep their message and carry `extensions.code` (UNAUTHENTICATED,
   FORBIDDEN, NOT_FOUND, VALIDATION, CONFLICT, RATE_LIMITED), copied by

@@ -1,5 +1,5 @@
 """Per-operation DataLoaders: each relation is one query per operation, whatever the
-number of parents (design.md §4: the dashboard query costs a fixed number of queries).
+number of parents (docs/architecture.md §7: the dashboard query costs a fixed number of queries).
 
 Loaders that return rows people see go through `scope.scoped`, like every read.
 """

@@ -1,7 +1,7 @@
 """Relay-style connections (`edges { cursor node }`, `pageInfo`, `totalCount`).
 
 Cursors are opaque offsets into the ordered, scoped query. `first` is 0–100:
-a larger value is a VALIDATION error, never silently capped (design.md §4).
+a larger value is a VALIDATION error, never silently capped (docs/graphql.md §5).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Command poll query and command-result body (protocol.md §7, §8)."""
+"""Command poll query and command-result body (docs/protocol.md §7, §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The event batch body (protocol.md §10).
+"""The event batch body (docs/protocol.md §10).
 
 The batch model checks only the envelope: `events` is a list of 1–100 items.
 Each item stays a raw value here and is validated on its own by the service

@@ -1,4 +1,4 @@
-"""The heartbeat body (protocol.md §6): repair instead of refuse.
+"""The heartbeat body (docs/protocol.md §6): repair instead of refuse.
 
 The reference client throws its key away after any non-2xx at start-up, so a
 heartbeat is refused (400) only when it cannot be understood: not a JSON

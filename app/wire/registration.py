@@ -1,4 +1,4 @@
-"""`POST /api/satellites/register` body (protocol.md §4). Type and team come from the token."""
+"""`POST /api/satellites/register` body (docs/protocol.md §4). Type and team come from the token."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pydantic models of the satellite REST responses (protocol.md §1–§10).
+"""Pydantic models of the satellite REST responses (docs/protocol.md §1–§10).
 
 They describe what the handlers send, for the OpenAPI document
 (`app/rest/openapi.py`); the fuzz tests check real responses against them.
@@ -25,7 +25,7 @@ class ErrorDetail(ResponseModel):
 
 
 class ErrorResponse(ResponseModel):
-    """Every error body (protocol.md §1); `error` is the code the client reads."""
+    """Every error body (docs/protocol.md §1); `error` is the code the client reads."""
 
     success: Literal[False]
     error: str = Field(description="Stable code, e.g. `validation_failed`, `unauthorized`, "

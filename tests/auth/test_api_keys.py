@@ -1,4 +1,4 @@
-"""Satellite API keys: format, key id, hashing (protocol.md §5)."""
+"""Satellite API keys: format, key id, hashing (docs/protocol.md §5)."""
 
 from __future__ import annotations
 

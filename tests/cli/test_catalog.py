@@ -1,4 +1,4 @@
-"""`groundstation catalog import FILE` (design.md §8): prints the number imported."""
+"""`groundstation catalog import FILE` (docs/operations.md §3): prints the number imported."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Each CLI command's result, exactly in the forms of design.md §8, while the server runs."""
+"""Each CLI command's result, exactly in the forms of docs/operations.md §3, while the
+server runs."""
 
 from __future__ import annotations
 

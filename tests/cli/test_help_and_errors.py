@@ -1,4 +1,5 @@
-"""design.md §8: every command has --help; a failure is one `error:` line, non-zero exit."""
+"""docs/operations.md §3: every command has --help; a failure is one `error:` line and a
+non-zero exit."""
 
 from __future__ import annotations
 

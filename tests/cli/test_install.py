@@ -1,4 +1,4 @@
-"""`groundstation install` (design.md §8): a team installation, its `configure` commands,
+"""`groundstation install` (docs/operations.md §3): a team installation, its `configure` commands,
 the installation id on stdout; every refusal one error line with nothing written."""
 
 from __future__ import annotations

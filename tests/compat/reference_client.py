@@ -1,4 +1,4 @@
-"""A stand-in for the DeployStack satellite: exactly what protocol.md §13 says it sends.
+"""A stand-in for the DeployStack satellite: exactly what docs/protocol.md §13 says it sends.
 
 Headers, bodies, time-outs and reactions (discarding its key after any non-2xx
 verification heartbeat) follow the reference client, so tests can check that an

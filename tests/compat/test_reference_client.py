@@ -1,4 +1,4 @@
-"""An unmodified DeployStack satellite works against Groundstation (protocol.md §13)."""
+"""An unmodified DeployStack satellite works against Groundstation (docs/protocol.md §13)."""
 
 from __future__ import annotations
 

@@ -4,33 +4,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
 
-import app.services.commands.queue as commands_service
 from app.bus import Channels
 from app.jobs.runner import scheduled_jobs
-from app.main import create_app
 from app.models import SatelliteCommand
 from app.models.enums import CommandStatus, CommandType, SatelliteStatus, SatelliteType
 from app.rest.context import RUNTIME_KEY
 from app.runtime import Runtime
-from app.services.commands.queue import (
-    LeaseSweep,
-    enqueue_command,
-    expire_undelivered,
-    poll_commands,
-    record_command_result,
-    requeue_expired_leases,
-)
+from app.services.commands.claims import poll_commands
+from app.services.commands.queue import enqueue_command
+from app.services.commands.results import record_command_result
+from app.services.commands.sweeps import LeaseSweep, expire_undelivered, requeue_expired_leases
 from app.services.common.actors import CLI_ACTOR
+from app.services.common.clock import ManualClock
 from app.services.fleet.state import SatelliteState
 from app.services.satellites.admin import create_satellite
-from tests.fixtures.server import listening, make_settings
+from tests.fixtures.server import controllable_app, listening, make_settings
 
 LEASE_SECONDS = 1
 LAPSE = LEASE_SECONDS + 0.05
@@ -39,39 +33,19 @@ WAIT_SECONDS = 15.0
 SENTINEL = {"satellite_id": "sentinel"}
 
 
-class Clock:
-    """What `utcnow()` answers in the command services: still until a test moves it.
-
-    Time passes only when the test says so (no sleeping), so a lease lapses exactly
-    when the test means it to, however slow the database is.
-    """
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock(datetime.now(UTC))
-    monkeypatch.setattr(commands_service, "utcnow", clock)
-    return clock
-
-
-@pytest.fixture
-async def short_lease_rt(tmp_path: Path, clock: Clock) -> AsyncIterator[Runtime]:
+async def short_lease_rt(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Runtime]:
     """A server with 1 s leases on the test's clock whose own jobs and fleet refresh stay
-    out of the way (hour-long intervals): only the test runs a sweep."""
+    out of the way (hour-long intervals): only the test runs a sweep.
+
+    The runtime's clock (the shared `clock` fixture) stands still until a test moves
+    it (no sleeping), so a lease lapses exactly when the test means it to, however
+    slow the database is."""
     settings = make_settings(
         tmp_path, command_lease_seconds=LEASE_SECONDS, jobs_interval_seconds=3600,
         state_refresh_seconds=3600,
     )
-    app = create_app(settings)
+    app = controllable_app(settings, clock)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
     try:
@@ -120,7 +94,7 @@ def test_command_jobs_are_scheduled_in_the_server() -> None:
 
 
 async def test_lapsed_lease_goes_back_to_pending_and_wakes_the_satellite(
-    short_lease_rt: Runtime, clock: Clock,
+    short_lease_rt: Runtime, clock: ManualClock,
 ) -> None:
     rt = short_lease_rt
     state = await active_state(rt)
@@ -154,7 +128,7 @@ async def test_lapsed_lease_goes_back_to_pending_and_wakes_the_satellite(
 
 
 async def test_lease_sweep_is_idempotent_and_leaves_live_leases_alone(
-    short_lease_rt: Runtime, clock: Clock,
+    short_lease_rt: Runtime, clock: ManualClock,
 ) -> None:
     rt = short_lease_rt
     state = await active_state(rt)
@@ -174,7 +148,7 @@ async def test_lease_sweep_is_idempotent_and_leaves_live_leases_alone(
 
 
 async def test_lapsed_lease_with_no_attempts_left_fails_with_a_reason(
-    short_lease_rt: Runtime, clock: Clock,
+    short_lease_rt: Runtime, clock: ManualClock,
 ) -> None:
     rt = short_lease_rt
     state = await active_state(rt)
@@ -192,7 +166,7 @@ async def test_lapsed_lease_with_no_attempts_left_fails_with_a_reason(
 
 
 async def test_satellite_result_replaces_a_failure_decided_by_the_server(
-    short_lease_rt: Runtime, clock: Clock,
+    short_lease_rt: Runtime, clock: ManualClock,
 ) -> None:
     rt = short_lease_rt
     state = await active_state(rt)
@@ -213,7 +187,7 @@ async def test_satellite_result_replaces_a_failure_decided_by_the_server(
 
 
 async def test_lease_lapsing_after_the_expiry_ends_the_command_expired(
-    short_lease_rt: Runtime, clock: Clock,
+    short_lease_rt: Runtime, clock: ManualClock,
 ) -> None:
     rt = short_lease_rt
     state = await active_state(rt)
@@ -229,7 +203,7 @@ async def test_lease_lapsing_after_the_expiry_ends_the_command_expired(
 
 
 async def test_result_before_the_sweep_wins_over_the_lapsed_lease(
-    short_lease_rt: Runtime, clock: Clock,
+    short_lease_rt: Runtime, clock: ManualClock,
 ) -> None:
     rt = short_lease_rt
     state = await active_state(rt)
@@ -246,7 +220,7 @@ async def test_result_before_the_sweep_wins_over_the_lapsed_lease(
 
 
 async def test_undelivered_command_past_its_expiry_becomes_expired(
-    short_lease_rt: Runtime, clock: Clock,
+    short_lease_rt: Runtime, clock: ManualClock,
 ) -> None:
     rt = short_lease_rt
     state = await active_state(rt)

@@ -1,4 +1,5 @@
-"""Offline detection (protocol.md §6, defect 10) and its start-up grace (design.md §6)."""
+"""Offline detection (docs/protocol.md §6, §12 defect 10) and its start-up grace
+(docs/operations.md §2, "Cadence")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Retention by count and by age (design.md §2)."""
+"""Retention by count and by age (docs/architecture.md §3)."""
 
 from __future__ import annotations
 

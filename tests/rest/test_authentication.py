@@ -1,4 +1,4 @@
-"""API-key authentication on the satellite routes (protocol.md §5, §12 defects 1 and 2)."""
+"""API-key authentication on the satellite routes (docs/protocol.md §5, §12 defects 1 and 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Command poll and command result over real HTTP (protocol.md §7, §8; defect 5)."""
+"""Command poll and command result over real HTTP (docs/protocol.md §7, §8; defect 5)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ from app.models.enums import (
 )
 from app.rest.context import RUNTIME_KEY
 from app.runtime import Runtime
-from app.services.commands.queue import enqueue_command, expire_undelivered, requeue_expired_leases
+from app.services.commands.queue import enqueue_command
+from app.services.commands.sweeps import expire_undelivered, requeue_expired_leases
 from app.services.common.actors import CLI_ACTOR
 from app.services.satellites.admin import create_satellite
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite, until_poll_held

@@ -1,4 +1,4 @@
-"""`GET /api/satellites/{id}/config` over real HTTP (protocol.md §9; defects 2, 9)."""
+"""`GET /api/satellites/{id}/config` over real HTTP (docs/protocol.md §9; defects 2, 9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The config a satellite fetches once teams install MCP servers (protocol.md §9, defect 9):
+"""The config a satellite fetches once teams install MCP servers (docs/protocol.md §9, defect 9):
 stable bytes and ETag while nothing changes, a new ETag and one `configure` when
 something does, and secrets readable across a key-ring rotation and a restart."""
 

@@ -1,4 +1,4 @@
-"""`POST /api/satellites/{id}/events` over real HTTP (protocol.md §10, §1, §12 defect 8)."""
+"""`POST /api/satellites/{id}/events` over real HTTP (docs/protocol.md §10, §1, §12 defect 8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Heartbeat over real HTTP (protocol.md §6, §13; defect 3): repaired, answered from memory."""
+"""Heartbeat over real HTTP (docs/protocol.md §6, §13; defect 3): repaired, answered from memory."""
 
 from __future__ import annotations
 

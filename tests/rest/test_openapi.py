@@ -22,7 +22,7 @@ from tests.fixtures.people import TokenFactory
 from tests.fixtures.satellites import SatelliteFactory
 from tests.fixtures.server import RunningServer
 
-# Not satellite REST: GraphQL and the people-facing SSE streams (design.md §4, §5).
+# Not satellite REST: GraphQL and the people-facing SSE streams (docs/graphql.md §1, §6).
 NOT_DOCUMENTED = ("/api/graphql", "/api/stream/")
 
 REQUEST_MODELS: dict[tuple[str, str], type[pydantic.BaseModel]] = {

@@ -1,4 +1,4 @@
-"""protocol.md §1: auth 401 → disabled 401 → IP 403 → binding 403 → rate limit 429 →
+"""docs/protocol.md §1: auth 401 → disabled 401 → IP 403 → binding 403 → rate limit 429 →
 body size 413 → body validation 400. When several apply, the first one answers."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`POST /api/satellites/register` over real HTTP (protocol.md §3, §4, §13)."""
+"""`POST /api/satellites/register` over real HTTP (docs/protocol.md §3, §4, §13)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ API_KEY_PREFIX = "deploystack_satellite_api_"
 
 
 def reference_body(name: str, **extra: Any) -> dict[str, Any]:
-    """What the reference client sends (protocol.md §13)."""
+    """What the reference client sends (docs/protocol.md §13)."""
     return {
         "name": name,
         "capabilities": ["stdio", "http", "sse"],
@@ -189,7 +189,7 @@ async def test_registration_consumes_the_token(
     assert error_of(status, again) == (401, "token_already_used")
 
 
-# ---- the §3 table, row by row, in order ----------------------------------------------
+# ---- the table of docs/protocol.md §3, row by row, in order -------------------------
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""SSE streams over real HTTP (design.md §5): same scope and payloads as the subscriptions.
+"""SSE streams over real HTTP (docs/graphql.md §6): same scope and payloads as the
+subscriptions.
 
 Isolation is proven by order: the other team's message is caused first, the
 caller's own second, and the first event that arrives must be the caller's own.

@@ -1,4 +1,4 @@
-"""Web-security rules of the people-facing endpoints (design.md §4, §5): CORS off by
+"""Web-security rules of the people-facing endpoints (docs/graphql.md §1, §4, §7): CORS off by
 default, JSON-only GraphQL posts, GraphiQL only in debug, cost guards, no stack traces."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Two real `groundstation serve` processes on one PostgreSQL and one Redis (design.md §5),
+"""Two real `groundstation serve` processes on one PostgreSQL and one Redis
+(docs/operations.md §4),
 and the client calls the multi-instance tests make against them.
 
 Not a test module: the multi-instance test files import from here.

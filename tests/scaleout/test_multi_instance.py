@@ -1,5 +1,5 @@
 """Two real `groundstation serve` processes on one PostgreSQL and one Redis behave like
-one (issue 5, design.md §5). Needs TEST_DATABASE_URL (PostgreSQL) and TEST_REDIS_URL;
+one (issue 5, docs/architecture.md §4). Needs TEST_DATABASE_URL (PostgreSQL) and TEST_REDIS_URL;
 skipped loudly otherwise.
 """
 

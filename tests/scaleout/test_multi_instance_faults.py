@@ -1,6 +1,6 @@
 """Faults across two real `groundstation serve` processes on one PostgreSQL and one Redis
-(design.md §5–6, protocol.md §8, §10): a satellite replaying what it sent to the other
-instance, and one instance shutting down while the other serves on. Needs
+(docs/architecture.md §4, docs/protocol.md §8, §10): a satellite replaying what it sent to
+the other instance, and one instance shutting down while the other serves on. Needs
 TEST_DATABASE_URL (PostgreSQL) and TEST_REDIS_URL; skipped loudly otherwise.
 """
 

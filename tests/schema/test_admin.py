@@ -1,4 +1,4 @@
-"""People, teams, tokens, satellite administration and commands over GraphQL (design.md §4).
+"""People, teams, tokens, satellite administration and commands over GraphQL (docs/graphql.md §3).
 
 Every test talks to a running server over HTTP as a logged-in person; objects
 are built through the services.

@@ -1,5 +1,5 @@
 """The dashboard query costs a fixed number of SQL queries, whatever the fleet size
-(design.md §4, §7)."""
+(docs/architecture.md §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""No team ever sees another team's data (design.md §3): for every root query field,
+"""No team ever sees another team's data (docs/graphql.md §2): for every root query field,
 a member of team A gets nothing of team B, on team satellites and on a shared global
 satellite alike. The last test enumerates the schema's root fields and fails when one
 has no isolation check here (subscriptions: in test_subscriptions.py).

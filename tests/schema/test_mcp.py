@@ -1,4 +1,4 @@
-"""The MCP catalogue, team installations and usage over GraphQL (design.md §3–4), over real
+"""The MCP catalogue, team installations and usage over GraphQL (docs/graphql.md §2–3), over real
 HTTP: who may do what, what another team sees (nothing), secrets never shown, installs
 reaching the satellites at once, and a fixed query count for a team's installations."""
 

@@ -1,4 +1,4 @@
-"""The role table of design.md §3, row by row, over real HTTP.
+"""The role table of docs/graphql.md §2, row by row, over real HTTP.
 
 Each row is tried by the four kinds of people — a global admin, an admin and a
 plain member of team A, and a global user who belongs to no team — against
@@ -306,7 +306,7 @@ async def test_another_teams_objects_answer_not_found(
 async def test_refusals_come_before_any_check_of_the_values(
     world: World, graphql_as: ClientFactory,
 ) -> None:
-    """design.md §4: authorization first, so bad values never reveal the input rules."""
+    """docs/graphql.md §4: authorization first, so bad values never reveal the input rules."""
     team_user = await person(graphql_as, "team_user", world)
 
     for query, variables in (

@@ -1,4 +1,4 @@
-"""`schema.graphql` is the checked-in contract (design.md §4): it must match the code.
+"""`schema.graphql` is the checked-in contract (docs/graphql.md): it must match the code.
 
 Regenerate it with:
     .venv/bin/strawberry export-schema app.schema:schema --output schema.graphql
@@ -20,7 +20,7 @@ def test_the_checked_in_schema_matches_the_code() -> None:
     )
 
 
-def test_the_contract_names_of_design_md_are_all_there() -> None:
+def test_the_documented_contract_names_are_all_there() -> None:
     sdl = schema.as_str()
     for signature in (
         "satellites(teamId: ID", "commands(satelliteId: ID!", "installations(teamId: ID!)",

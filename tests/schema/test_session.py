@@ -1,4 +1,4 @@
-"""Logging in, `me`, logout and password change over real HTTP (design.md §3, §5)."""
+"""Logging in, `me`, logout and password change over real HTTP (docs/graphql.md §1, §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The MCP server catalogue: validated import by slug, lookup (design.md §8)."""
+"""The MCP server catalogue: validated import by slug, lookup (docs/catalog.md)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from app.services.common.actors import CLI_ACTOR
 from app.services.mcp.catalog import get_server_by_slug, import_catalog, list_servers
 from app.services.mcp.config_merge import SCHEMA_FIELDS
 
-# The catalog file example of design.md §8, verbatim.
+# A small catalog file in the format of docs/catalog.md.
 DESIGN_EXAMPLE = """
 {"servers": [
   {"slug": "filesystem", "name": "Filesystem", "transport_type": "stdio",

@@ -1,4 +1,4 @@
-"""The command lease state machine, driven by hypothesis (protocol.md §7, §8).
+"""The command lease state machine, driven by hypothesis (docs/protocol.md §7, §8).
 
 A `RuleBasedStateMachine` enqueues, polls (one poller or several at once),
 reports results (first, duplicate, conflicting, for commands never leased, for
@@ -13,18 +13,19 @@ model of what the protocol promises, and these must hold whatever the model says
   the oldest;
 - an ended command (completed, failed, cancelled, expired) never changes again,
   except that the satellite's own first terminal report replaces a server-decided
-  `expired`/`failed` (protocol.md §8, "late results are kept");
+  `expired`/`failed` (docs/protocol.md §8, "late results are kept");
 - attempts never exceed the command's max attempts;
 - a duplicate result changes nothing at all;
 - nothing is lost: at the end of every run, delivering and completing what is
   still open, then letting the clock pass every lease and expiry, leaves every
   command completed, failed, cancelled or expired.
 
-Time: the services read `utcnow()`; the test replaces `app.services.commands.queue.utcnow`
-with a clock it moves by whole seconds (as tests/rest/test_registration.py does for
-token expiry), so "less than / exactly / more than the lease" is exact and the run
-never sleeps. Background jobs and the fleet refresh are slowed to once an hour so
-that only the machine decides when a sweep runs.
+Time: the services read the runtime's clock; the test asks for the `clock` fixture (a
+`ManualClock`, which the `rt` fixture builds the runtime on) and moves it by whole
+seconds (as tests/rest/test_registration.py does for token expiry), so "less than /
+exactly / more than the lease" is exact and the run never sleeps. Background jobs and
+the fleet refresh are slowed to once an hour so that only the machine decides when a
+sweep runs.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -53,26 +54,17 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-import app.services.commands.queue as commands_service
 from app.config import Settings
 from app.errors import Conflict, NotFound
 from app.models import SatelliteCommand
 from app.models.enums import CommandPriority, CommandStatus, CommandType
 from app.runtime import Runtime
-from app.services.commands.queue import (
-    LeaseSweep,
-    PollResult,
-    ResultOutcome,
-    cancel_command,
-    cancel_open_commands,
-    enqueue_command,
-    expire_undelivered,
-    poll_commands,
-    record_command_result,
-    requeue_expired_leases,
-)
+from app.services.commands.claims import PollResult, poll_commands
+from app.services.commands.queue import cancel_command, cancel_open_commands, enqueue_command
+from app.services.commands.results import ResultOutcome, record_command_result
+from app.services.commands.sweeps import LeaseSweep, expire_undelivered, requeue_expired_leases
 from app.services.common.actors import CLI_ACTOR
-from app.services.common.clock import iso
+from app.services.common.clock import ManualClock, iso
 from app.services.fleet.state import SatelliteState
 from tests.fixtures.satellites import SatelliteFactory
 from tests.fixtures.server import make_settings
@@ -97,7 +89,7 @@ ENDED = frozenset({COMPLETED, FAILED, CANCELLED, EXPIRED})
 SERVER_ENDED = frozenset({EXPIRED, FAILED, CANCELLED})
 SATELLITE_TERMINAL = frozenset({COMPLETED, FAILED})
 
-# protocol.md §7, written out here rather than read from the app.
+# docs/protocol.md §7, written out here rather than read from the app.
 PRIORITY_ORDER = (
     CommandPriority.IMMEDIATE, CommandPriority.HIGH, CommandPriority.NORMAL, CommandPriority.LOW,
 )
@@ -145,25 +137,12 @@ COMMAND_SPECS: st.SearchStrategy[CommandSpec] = st.tuples(
 )
 
 
-class Clock:
-    """What `utcnow()` answers in the command services; moved only by the machine."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: int) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @dataclass(frozen=True)
 class Env:
     loop: asyncio.AbstractEventLoop
     rt: Runtime
     make_satellite: SatelliteFactory
-    clock: Clock
+    clock: ManualClock  # the runtime's clock; moved only by the machine
     foreign_command_id: str  # a command of another satellite
 
 
@@ -190,7 +169,7 @@ class Expected:
         return self.status is PENDING and self.attempts > 0
 
     def on_report(self, reported: CommandStatus, now: datetime) -> ResultOutcome | None:
-        """Apply a satellite report (protocol.md §8); None when it is `invalid_transition`."""
+        """Apply a satellite report (docs/protocol.md §8); None when it is `invalid_transition`."""
         if reported in SATELLITE_TERMINAL:
             if self.reported is not None:
                 if reported is self.reported:
@@ -242,7 +221,7 @@ class CommandLeaseMachine(RuleBasedStateMachine):
 
     @property
     def now(self) -> datetime:
-        return self.env.clock.now
+        return self.env.clock.now()
 
     @property
     def rt(self) -> Runtime:
@@ -560,10 +539,8 @@ class CommandLeaseMachine(RuleBasedStateMachine):
 # A passing run takes seconds; a failing one may shrink for up to hypothesis' 5 minutes.
 @pytest.mark.timeout(420)
 async def test_command_leases_keep_the_protocol_promises(
-    rt: Runtime, make_satellite: SatelliteFactory, monkeypatch: pytest.MonkeyPatch
+    rt: Runtime, make_satellite: SatelliteFactory, clock: ManualClock
 ) -> None:
-    clock = Clock(datetime.now(UTC))
-    monkeypatch.setattr(commands_service, "utcnow", clock)
     other = await make_satellite()
     foreign = await enqueue_command(rt, satellite_id=other.id,
                                     command_type=CommandType.HEALTH_CHECK, actor=CLI_ACTOR)

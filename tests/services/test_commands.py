@@ -11,22 +11,17 @@ from typing import Any
 import asyncpg
 import pytest
 
-import app.services.commands.queue as commands_service
 from app.bus import Channels
 from app.errors import Conflict, NotFound, ValidationError
 from app.models import AuditEntry, SatelliteCommand
 from app.models.enums import CommandPriority, CommandStatus, CommandType, SatelliteStatus
 from app.runtime import Runtime
-from app.services.commands.queue import (
-    ResultOutcome,
-    cancel_command,
-    command_message,
-    enqueue_command,
-    poll_commands,
-    record_command_result,
-)
+from app.services.commands.claims import poll_commands
+from app.services.commands.messages import command_message
+from app.services.commands.queue import cancel_command, enqueue_command
+from app.services.commands.results import ResultOutcome, record_command_result
 from app.services.common.actors import CLI_ACTOR, SYSTEM_ACTOR
-from app.services.common.clock import utcnow
+from app.services.common.clock import ManualClock, utcnow
 from app.services.fleet.state import SatelliteState
 from tests.fixtures.satellites import SatelliteFactory, until_poll_held
 from tests.fixtures.server import postgres_only
@@ -207,15 +202,13 @@ async def test_result_may_skip_steps_for_a_command_never_acknowledged(
 
 
 async def test_executing_report_renews_the_lease(
-    rt: Runtime, make_satellite: SatelliteFactory, monkeypatch: pytest.MonkeyPatch
+    rt: Runtime, make_satellite: SatelliteFactory, clock: ManualClock
 ) -> None:
-    # The command services' clock stands still until the test moves it (no sleeping).
-    now = utcnow()
-    monkeypatch.setattr(commands_service, "utcnow", lambda: now)
+    # The runtime's clock stands still until the test moves it (no sleeping).
     state = await satellite_state(make_satellite, rt)
     command = await delivered_command(rt, state)
     leased = await SatelliteCommand.get(id=command.id)
-    now += timedelta(seconds=10)  # the satellite reports progress ten seconds later
+    now = clock.advance(10)  # the satellite reports progress ten seconds later
 
     outcome = await report(rt, state, command, CommandStatus.EXECUTING)
 

@@ -1,4 +1,4 @@
-"""The template → team → user merge of protocol.md §9 (pure functions)."""
+"""The template → team → user merge of docs/protocol.md §9 (pure functions)."""
 
 from __future__ import annotations
 

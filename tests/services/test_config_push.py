@@ -1,5 +1,5 @@
 """Changes outside installations that alter rendered configs also push `configure`:
-a team's slug and limits, a satellite's overrides (protocol.md §9)."""
+a team's slug and limits, a satellite's overrides (docs/protocol.md §9)."""
 
 from __future__ import annotations
 

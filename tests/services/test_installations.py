@@ -19,7 +19,7 @@ from app.models import (
 )
 from app.models.enums import CommandStatus, CommandType, SatelliteType
 from app.runtime import Runtime
-from app.services.commands.queue import poll_commands
+from app.services.commands.claims import poll_commands
 from app.services.common.actors import CLI_ACTOR
 from app.services.mcp.config_merge import MASK
 from app.services.mcp.installations import (

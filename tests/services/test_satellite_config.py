@@ -1,4 +1,5 @@
-"""`satellite_config` rendering (protocol.md §9): defaults, team limits, overrides, versions."""
+"""`satellite_config` rendering (docs/protocol.md §9): defaults, team limits, overrides,
+versions."""
 
 from __future__ import annotations
 

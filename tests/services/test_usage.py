@@ -1,4 +1,4 @@
-"""A team's tool usage summary (design.md §4 `UsageSummary`): totals, percentile, groups,
+"""A team's tool usage summary (docs/graphql.md §3 `UsageSummary`): totals, percentile, groups,
 the bounded period, and the scope (members see their team's, others nothing)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Root fields for people, teams, registration tokens, satellite administration and
-commands (design.md §3–4).
+commands (docs/graphql.md §2–3).
 
 Fields only global administrators may use declare `GLOBAL_ADMIN` (refused with
 FORBIDDEN before any argument is looked at); the others declare `SIGNED_IN` and

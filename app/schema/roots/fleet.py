@@ -1,4 +1,4 @@
-"""Root fields for sessions, teams, satellites and commands (design.md §4)."""
+"""Root fields for sessions, teams, satellites and commands (docs/graphql.md §3)."""
 
 from __future__ import annotations
 

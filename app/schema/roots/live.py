@@ -1,4 +1,5 @@
-"""Root subscription fields: live satellite status, events, commands, metrics (design.md §4)."""
+"""Root subscription fields: live satellite status, events, commands, metrics
+(docs/graphql.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Root fields for the MCP catalogue, team installations and tool usage (design.md §4)."""
+"""Root fields for the MCP catalogue, team installations and tool usage (docs/graphql.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Commands as people see them (design.md §4)."""
+"""Commands as people see them (docs/graphql.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Payloads of the live subscriptions (design.md §4)."""
+"""Payloads of the live subscriptions (docs/graphql.md §3)."""
 
 from __future__ import annotations
 

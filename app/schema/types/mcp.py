@@ -1,4 +1,4 @@
-"""The MCP catalogue, team installations and tool usage as people see them (design.md §4).
+"""The MCP catalogue, team installations and tool usage as people see them (docs/graphql.md §3).
 
 Catalogue templates are shown whole (their env and headers are defaults, not
 secrets). Installations never show a stored secret: `configPreview` is the
@@ -98,7 +98,7 @@ class McpServer:
 
 @strawberry.input
 class McpServerInput:
-    """One server of the catalog file format (design.md §8); omitted fields are reset."""
+    """One server of the catalog file format (docs/catalog.md); omitted fields are reset."""
 
     slug: str
     name: str
@@ -219,7 +219,7 @@ class Installation:
         assert server is not None  # installations keep their server (ON DELETE RESTRICT)
         return McpServer.of(server)
 
-    # The entry a satellite would receive (protocol.md §9), secrets shown as "********".
+    # The entry a satellite would receive (docs/protocol.md §9), secrets shown as "********".
     @strawberry.field
     async def config_preview(self, info: Info) -> JSON | None:
         entry = (await info.context.loaders.mcp.preview.load(self.row.id)).entry

@@ -1,4 +1,4 @@
-"""Satellites, their processes, heartbeats and events as people see them (design.md §4).
+"""Satellites, their processes, heartbeats and events as people see them (docs/graphql.md §3).
 
 Live fields (online, last heartbeat, reported status, metrics) come from the
 in-memory fleet state when this instance has it, else from the row; relations
@@ -176,7 +176,7 @@ class Satellite:
     async def processes(self, info: Info) -> list[Process]:
         return [Process.of(row) for row in await info.context.loaders.processes.load(self.id)]
 
-    # Heartbeat history; of a global satellite, for administrators only (design.md §4).
+    # Heartbeat history; of a global satellite, for administrators only (docs/graphql.md §2).
     @strawberry.field
     async def recent_heartbeats(self, info: Info, first: int | None = 20) -> list[Heartbeat]:
         principal = principal_of(info)

@@ -1,4 +1,5 @@
-"""Telling satellites their configuration changed: `configure` commands (protocol.md §9).
+"""Telling satellites their configuration changed: `configure` commands
+(docs/protocol.md §9, Configure fan-out).
 
 Any change that alters a satellite's rendered config enqueues one `configure`
 command (priority `immediate`) for each affected satellite, de-duplicated while

@@ -1,4 +1,4 @@
-"""Rate limits: per-satellite token buckets (protocol.md §11) and failure windows.
+"""Rate limits: per-satellite token buckets (docs/protocol.md §11) and failure windows.
 
 The rules live here; the counting is done by a `LimitStore` (`app/limits`), in
 process memory or in Redis, so every instance of a deployment shares one count.

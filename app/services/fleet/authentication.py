@@ -1,4 +1,4 @@
-"""Satellite API-key authentication (protocol.md §5).
+"""Satellite API-key authentication (docs/protocol.md §5).
 
 Look the key up by the key id it carries, verify it once with Argon2id in a
 thread (under a small semaphore), then cache the success keyed by a keyed

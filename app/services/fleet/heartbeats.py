@@ -1,9 +1,9 @@
-"""Heartbeats (protocol.md §6): answered from memory, persisted in batches.
+"""Heartbeats (docs/protocol.md §6): answered from memory, persisted in batches.
 
 `record_heartbeat()` applies a heartbeat to the satellite's in-memory state at
 once and leaves persistence to `HeartbeatRecorder`, whose flusher writes every
 pending heartbeat in one transaction each flush interval. So the answer never
-waits for the database (design.md §5) and a database hiccup only delays
+waits for the database (docs/architecture.md §4) and a database hiccup only delays
 persistence: a failed flush keeps its batch for the next try, and the buffer
 is bounded (the oldest history rows go first). The one exception is the rare
 activation of an `inactive` satellite, a single conditional write.

@@ -1,4 +1,4 @@
-"""Satellite processes as heartbeats report them (protocol.md §6).
+"""Satellite processes as heartbeats report them (docs/protocol.md §6).
 
 Run by the heartbeat flusher, inside its batch: `resolve_attributions()` reads
 (before the transaction), `apply_process_batch()` writes (inside it).
@@ -10,7 +10,7 @@ Rules:
 - its installation and team come from matching the process id or server name
   against the satellite's config keys `{server_slug}-{team_slug}-{installation_id}`;
   when nothing matches, the team stays empty (never a fake "global" team,
-  protocol.md §12 defect 7);
+  docs/protocol.md §12 defect 7);
 - a process absent from `STOPPED_AFTER_MISSED` consecutive heartbeats that
   carry a `processes` list is marked `stopped` (retention prunes it later).
 """

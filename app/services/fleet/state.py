@@ -1,6 +1,6 @@
 """The in-memory fleet: per-satellite state that hot paths read instead of the database.
 
-design.md §5, "Hot paths run from memory": authentication, status and
+Hot paths run from memory (docs/architecture.md §4): authentication, status and
 "has pending work" come from here. The state is kept current by
 
 - `apply_admin_change()`: the one way services change a satellite's

@@ -1,4 +1,4 @@
-"""Live updates: bus messages narrowed to what one person may see (design.md §4, §5).
+"""Live updates: bus messages narrowed to what one person may see (docs/graphql.md §2, §6).
 
 One rule, two transports: GraphQL subscriptions (`app/resolvers/live.py`) and
 SSE streams (`app/rest/streams.py`) both read the streams defined here, so the
@@ -279,7 +279,7 @@ async def satellite_metrics(rt: FleetContext, viewer: Viewer, satellite_id: str,
 
 async def require_metrics_access(principal: Principal, satellite_id: str) -> None:
     """NOT_FOUND outside the caller's scope; FORBIDDEN for a global satellite's
-    metrics unless a global admin ("aggregated only", design.md §4)."""
+    metrics unless a global admin ("aggregated only", docs/graphql.md §2)."""
     from app.errors import Forbidden
 
     row = await reads.require_satellite(principal, satellite_id)

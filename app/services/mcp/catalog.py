@@ -1,4 +1,4 @@
-"""The MCP server catalogue: import of a catalog file, lookup (design.md §8).
+"""The MCP server catalogue: import of a catalog file, lookup (docs/catalog.md).
 
 A catalog file is `{"servers": [server, ...]}`; each server mirrors the
 `McpServer` template (`config_merge.TEMPLATE_FIELDS` plus slug, name and an

@@ -1,4 +1,4 @@
-"""The template → team → user merge of an MCP server entry (protocol.md §9), as pure functions.
+"""The template → team → user merge of an MCP server entry (docs/protocol.md §9), as pure functions.
 
 Inputs are plain dicts, so the renderer, previews, the CLI and tests share one
 implementation:
@@ -24,7 +24,7 @@ Rules:
   tier with an args schema of length *n* may give at most *n* args; entry *i*
   `required` means the tier must give a non-empty arg at position *i*; entry *i*
   `secret` masks that arg in previews (args are not listed in `secret_metadata`,
-  which protocol.md §9 defines for env/headers/query_params only).
+  which docs/protocol.md §9 defines for env/headers/query_params only).
 - Required dict fields are checked **after** the merge (a template default or
   the other tier may satisfy them); `None` or `""` counts as missing.
 - Schemas are enforced when values are **saved** (`validate_tier`); the merge
@@ -60,7 +60,7 @@ TEMPLATE_FIELDS = (
     "transport_type", "command", "args", "env", "url", "headers", "url_query_params",
     "timeout_ms", *SCHEMA_FIELDS,
 )
-# secret_metadata's key for each dict kind (protocol.md §9).
+# secret_metadata's key for each dict kind (docs/protocol.md §9).
 _METADATA_KEYS = {"env": "env", "headers": "headers", "url_query_params": "query_params"}
 _STDIO = "stdio"
 _REMOTE = ("http", "sse")
@@ -115,7 +115,7 @@ class MergedEntry:
 
 
 def process_id(server_slug: str, team_slug: str, installation_id: str) -> str:
-    """The satellite's process id for one team installation (protocol.md §9)."""
+    """The satellite's process id for one team installation (docs/protocol.md §9)."""
     return f"{server_slug}-{team_slug}-{installation_id}"
 
 
@@ -284,7 +284,7 @@ def merge_entry(
     decrypt: Decrypt | None = None,
     mask: bool = False,
 ) -> MergedEntry:
-    """Merge template → team → user into one entry (protocol.md §9 rules, see module doc).
+    """Merge template → team → user into one entry (docs/protocol.md §9 rules, see module doc).
 
     Raises `MergeError` for a template that cannot be rendered and lets
     `SecretDecryptionError` from `decrypt` through (the renderer then serves

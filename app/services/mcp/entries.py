@@ -1,6 +1,6 @@
 """The `mcp_servers` part of a satellite's config: one entry per installation it serves.
 
-Scope (protocol.md §9): a global satellite gets the enabled installations of
+Scope (docs/protocol.md §9): a global satellite gets the enabled installations of
 every team, a team satellite only its own team's; either way an installation
 pinned to another satellite is left out. Each entry is the template → team →
 owner merge (`config_merge.merge_entry`) with secrets opened for this response
@@ -115,7 +115,7 @@ def tiers_of(installation: McpInstallation, owner_tier: dict[str, Any] | None) -
 
 
 def entry_of(installation: McpInstallation, merged: MergedEntry) -> dict[str, Any]:
-    """The protocol entry (§9) of an installation loaded with its server and team."""
+    """The config entry (docs/protocol.md §9) of an installation loaded with server and team."""
     server, team = installation.server, installation.team
     return {
         "installation_id": installation.id,

@@ -6,7 +6,7 @@ secrets still sealed); then the satellites that serve the installation (before
 and after the change) get one `configure` each (`config_push`). A save that
 changes nothing writes nothing and pushes nothing.
 
-The owner's user config is part of the installation's rendering (protocol.md
+The owner's user config is part of the installation's rendering (docs/protocol.md
 §9: template → team → user, the user being the installation's owner), so it is
 part of every revision and of every rollback.
 """

@@ -1,5 +1,5 @@
 """What people see of an installation's rendering: the entry a satellite would receive
-(protocol.md §9) with every secret masked (design.md §4 `configPreview`).
+(docs/protocol.md §9) with every secret masked (docs/graphql.md §3 `configPreview`).
 
 The merge is the renderer's (`config_merge.merge_entry`, template → team →
 owner) with `mask=True`: values of secret fields and every encrypted token

@@ -1,4 +1,4 @@
-"""A satellite's configuration (protocol.md §9), rendered canonically with a version digest.
+"""A satellite's configuration (docs/protocol.md §9), rendered canonically with a version digest.
 
 The body is serialised canonically (sorted keys, compact separators) and
 `config_version` is a digest of the canonical `mcp_servers` + `satellite_config`,

@@ -1,4 +1,4 @@
-"""Who may change what (design.md §3): one function per kind of object.
+"""Who may change what (docs/graphql.md §2): one function per kind of object.
 
 Each returns the object when the caller may change it. An object the caller
 may not even see answers NOT_FOUND, exactly like a missing one; one it may see
@@ -116,7 +116,7 @@ class CommandTarget:
 async def require_command_sender(
     principal: Principal, satellite_id: str, command_type: CommandType, payload: Any
 ) -> CommandTarget:
-    """Who may queue a command (design.md §3–4), then the payload's binding to a team.
+    """Who may queue a command (docs/graphql.md §2), then the payload's binding to a team.
 
     Authorization first: global administrators may send to any satellite; team
     administrators to their team's satellites, and to global satellites only for
@@ -204,7 +204,7 @@ async def _bound_to_installation(
 
 
 async def _server_name(installation: McpInstallation) -> str:
-    """The process id the satellite runs the installation under (protocol.md §9)."""
+    """The process id the satellite runs the installation under (docs/protocol.md §9)."""
     team = await Team.get(id=installation.team_id)  # type: ignore[attr-defined]
     server = await McpServer.get(id=installation.server_id)  # type: ignore[attr-defined]
     return process_id(server.slug, team.slug, installation.id)
@@ -226,7 +226,7 @@ async def require_installer(principal: Principal, team_id: str,
 async def require_installation_user(principal: Principal, installation_id: str
                                     ) -> McpInstallation:
     """An installation whose team the caller belongs to: any member may set their own
-    user-level config for it (design.md §3)."""
+    user-level config for it (docs/graphql.md §2)."""
     return await reads.require_installation(principal, installation_id)
 
 

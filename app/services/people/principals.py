@@ -1,4 +1,4 @@
-"""Who a person is to the system: their global role and team memberships (design.md §3).
+"""Who a person is to the system: their global role and team memberships (docs/graphql.md §2).
 
 A `Principal` is built once per request (or websocket connection) from a valid
 session and handed to every service a person calls. Effective rights are the

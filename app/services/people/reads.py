@@ -1,4 +1,4 @@
-"""What people read, as scoped, ordered querysets (design.md §3–4).
+"""What people read, as scoped, ordered querysets (docs/graphql.md §2–3).
 
 Every list or single-object read of the GraphQL API (and SSE) starts here, so
 the scope chokepoint (`scope.scoped`) is applied on every path and the

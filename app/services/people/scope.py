@@ -1,4 +1,4 @@
-"""The one place that decides what a person may see (design.md §3).
+"""The one place that decides what a person may see (docs/graphql.md §2).
 
 Every read path — GraphQL root fields, nested fields, subscriptions, SSE —
 narrows its query with `scoped(principal, query, kind)` (or, for one object

@@ -1,4 +1,4 @@
-"""Login sessions for people (design.md §3, §5).
+"""Login sessions for people (docs/graphql.md §1).
 
 A session token is 32 random bytes (url-safe base64) shown once, at login; the
 database keeps only its keyed digest (HMAC-SHA256 with the sessions subkey), so

@@ -1,4 +1,5 @@
-"""Teams: creation (optionally with a team admin), changes, lookup (design.md §3, §8)."""
+"""Teams: creation (optionally with a team admin), changes, lookup (docs/graphql.md §3;
+the `team create` command: docs/operations.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""People: creating users and finding them by email (design.md §3)."""
+"""People: creating users and finding them by email (docs/graphql.md §3)."""
 
 from __future__ import annotations
 

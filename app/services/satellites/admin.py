@@ -1,4 +1,4 @@
-"""Satellite records and administrative actions (design.md §8: disable, enable, delete,
+"""Satellite records and administrative actions (docs/operations.md §3: disable, enable, delete,
 rotate-key).
 
 Every administrative change goes through `rt.fleet.apply_admin_change` (one
@@ -46,7 +46,7 @@ _ATTEMPTS = 5
 
 
 def validate_satellite_name(name: str) -> str:
-    """Names are 10–32 characters of `a-z 0-9 _ -` (protocol.md §4)."""
+    """Names are 10–32 characters of `a-z 0-9 _ -` (docs/protocol.md §4)."""
     if not NAME_MIN_LENGTH <= len(name) <= NAME_MAX_LENGTH or not _NAME_RE.fullmatch(name):
         raise ValidationError(
             f"Satellite names are {NAME_MIN_LENGTH}-{NAME_MAX_LENGTH} characters of a-z, 0-9, "
@@ -359,7 +359,7 @@ async def set_config_overrides(
     return state
 
 
-# ---- details people edit: name, allow-list, labels (design.md §2, §4 updateSatellite) ----
+# ---- details people edit: name, allow-list, labels (docs/graphql.md §3) ----
 
 MAX_ALLOWED_CIDRS = 64
 MAX_LABELS = 32

@@ -1,4 +1,4 @@
-"""Satellite registration and re-registration with a registration token (protocol.md §3–4).
+"""Satellite registration and re-registration with a registration token (docs/protocol.md §3–4).
 
 Order of checks: the address's failure limit (429), the token (the 401s of the
 protocol table, in order), then the body (413/400), then the name rules.
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # The REST handler passes a reader so the body is read and validated only after
-# the token has been verified (protocol.md: 401 before 413/400).
+# the token has been verified (docs/protocol.md: 401 before 413/400).
 BodyReader = Callable[[], Awaitable[RegistrationRequest]]
 
 _REREGISTER_ATTEMPTS = 3
@@ -203,7 +203,7 @@ async def _create(
 
 
 def _may_reregister(token: VerifiedToken, existing: Satellite) -> bool:
-    """Same scope, same team, and a token bound to this very name (protocol.md §4)."""
+    """Same scope, same team, and a token bound to this very name (docs/protocol.md §4)."""
     satellite_type, team_id = _token_satellite(token)
     return (
         token.satellite_name == existing.name
