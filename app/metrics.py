@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+# Event types this server does not know are labels up to this many, then "other".
+UNKNOWN_EVENT_TYPE_LABELS = 50
+# How many unknown types are remembered (each is logged once); beyond, none is logged.
+UNKNOWN_EVENT_TYPES_REMEMBERED = 1000
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -49,3 +54,25 @@ class Metrics:
             "Heartbeat history rows dropped because the buffer was full (oldest first)",
             registry=self.registry,
         )
+        self.unknown_events = Counter(
+            "groundstation_unknown_events_total",
+            f"Stored events of types this server does not know, by type (the first "
+            f"{UNKNOWN_EVENT_TYPE_LABELS} types seen, then other)",
+            ["type"], registry=self.registry,
+        )
+        self._unknown_types: dict[str, str] = {}  # type -> its label
+
+    def count_unknown_events(self, event_type: str, amount: int) -> bool:
+        """Count `amount` stored events of an unknown type; True the first time the type
+        is seen (for the caller to log it once)."""
+        label = self._unknown_types.get(event_type)
+        new = label is None
+        if label is None:
+            label = event_type if len(self._unknown_types) < UNKNOWN_EVENT_TYPE_LABELS \
+                else "other"
+            if len(self._unknown_types) < UNKNOWN_EVENT_TYPES_REMEMBERED:
+                self._unknown_types[event_type] = label
+            else:
+                new = False
+        self.unknown_events.labels(type=label).inc(amount)
+        return new

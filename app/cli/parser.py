@@ -122,7 +122,7 @@ def _add_token(subparsers: argparse._SubParsersAction[Parser]) -> None:
     create = token.add_parser(
         "create", help="issue a registration token; prints the token alone",
         description="Issue a single-use registration token and print it (shown only once). "
-        "--name binds it to one satellite name: needed to re-register an existing satellite.",
+        "--name binds it to one satellite name: needed to re-register a live satellite.",
     )
     create.add_argument("--scope", required=True, type=enum_choice(TokenScope),
                         metavar=_metavar(TokenScope))

@@ -18,8 +18,11 @@ from app.models.satellites import (
 from app.models.telemetry import (
     AuditEntry,
     McpClientActivity,
+    McpClientSession,
     McpRequestLog,
     McpServerLog,
+    ResourceLimitBreach,
+    SatelliteConfigState,
     SatelliteEvent,
     SatelliteUsageLog,
 )
@@ -27,6 +30,7 @@ from app.models.telemetry import (
 __all__ = [
     "AuditEntry",
     "McpClientActivity",
+    "McpClientSession",
     "McpInstallation",
     "McpInstallationRevision",
     "McpRequestLog",
@@ -35,8 +39,10 @@ __all__ = [
     "McpTool",
     "McpUserConfig",
     "RegistrationToken",
+    "ResourceLimitBreach",
     "Satellite",
     "SatelliteCommand",
+    "SatelliteConfigState",
     "SatelliteEvent",
     "SatelliteHeartbeat",
     "SatelliteProcess",

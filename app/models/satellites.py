@@ -43,6 +43,9 @@ class Satellite(Model):
     api_key_id = fields.CharField(max_length=16, unique=True, null=True)
     api_key_hash = fields.CharField(max_length=255, null=True)
     key_generation = fields.IntField(default=1)
+    # The current key came from an operator's rotation and has not authenticated yet:
+    # until it does, a token of the same scope re-registers the satellite even unbound.
+    rotated_key_unused = fields.BooleanField(default=False)
     # Bumped by every administrative change (status, key, network, team), so each
     # instance's in-memory copy can tell a newer row from one it already applied.
     revision = fields.IntField(default=1)

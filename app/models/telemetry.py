@@ -132,3 +132,80 @@ class AuditEntry(Model):
     class Meta:
         table = "audit_log"
         indexes = (Index(fields=("team_id", "id")),)
+
+
+class McpClientSession(Model):
+    """One MCP client's connection to a satellite for a team: who, from what, where, how long."""
+
+    id = fields.BigIntField(primary_key=True)
+    satellite: fields.ForeignKeyRelation[Satellite] = fields.ForeignKeyField(
+        "models.Satellite", related_name="client_sessions", on_delete=fields.CASCADE
+    )
+    team: fields.ForeignKeyNullableRelation[Team] = fields.ForeignKeyField(
+        "models.Team", related_name="client_sessions", null=True, on_delete=fields.CASCADE
+    )
+    # The satellite's own session id (unique per satellite).
+    session_id = fields.CharField(max_length=255)
+    client_type = fields.CharField(max_length=64, null=True)
+    client_name = fields.CharField(max_length=255, null=True)
+    transport = fields.CharField(max_length=32, null=True)
+    user_agent = fields.CharField(max_length=512, null=True)
+    ip_address = fields.CharField(max_length=64, null=True)
+    user: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="client_sessions", null=True, on_delete=fields.SET_NULL
+    )
+    connected_at = fields.DatetimeField(null=True)
+    disconnected_at = fields.DatetimeField(null=True, db_index=True)
+    duration_seconds = fields.FloatField(null=True)
+    tool_execution_count = fields.IntField(null=True)
+    disconnect_reason = fields.CharField(max_length=64, null=True)
+    last_activity_at = fields.DatetimeField(null=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "mcp_client_sessions"
+        unique_together = (("satellite", "session_id"),)
+        indexes = (Index(fields=("team_id", "connected_at")),)
+
+
+class SatelliteConfigState(Model):
+    """The configuration a satellite last applied, and its last error fetching one."""
+
+    satellite: fields.OneToOneRelation[Satellite] = fields.OneToOneField(
+        "models.Satellite", related_name="config_state", on_delete=fields.CASCADE,
+        primary_key=True,
+    )
+    refreshed_at = fields.DatetimeField(null=True)
+    config_hash = fields.CharField(max_length=255, null=True)
+    server_count = fields.IntField(null=True)
+    teams_count = fields.IntField(null=True)
+    change_detected = fields.BooleanField(null=True)
+    fetch_duration_ms = fields.FloatField(null=True)
+    error_at = fields.DatetimeField(null=True)
+    error_type = fields.CharField(max_length=64, null=True)
+    error_message = fields.TextField(null=True)
+    error_status_code = fields.IntField(null=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "satellite_config_states"
+
+
+class ResourceLimitBreach(Model):
+    """A team resource limit a satellite reported as exceeded (input to alerts)."""
+
+    id = fields.BigIntField(primary_key=True)
+    satellite: fields.ForeignKeyRelation[Satellite] = fields.ForeignKeyField(
+        "models.Satellite", related_name="limit_breaches", on_delete=fields.CASCADE
+    )
+    team: fields.ForeignKeyNullableRelation[Team] = fields.ForeignKeyField(
+        "models.Team", related_name="limit_breaches", null=True, on_delete=fields.CASCADE
+    )
+    resource_type = fields.CharField(max_length=32)
+    current_value = fields.FloatField(null=True)
+    limit_value = fields.FloatField(null=True)
+    occurred_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "resource_limit_breaches"
+        indexes = (Index(fields=("team_id", "occurred_at")),)

@@ -19,6 +19,7 @@ from app.models import (
     McpInstallationRevision,
     McpServer,
     McpTool,
+    SatelliteConfigState,
     SatelliteProcess,
     Team,
     TeamMembership,
@@ -29,6 +30,7 @@ from app.services.mcp.preview import ConfigPreview, config_previews
 from app.services.people import reads
 from app.services.people.principals import Principal
 from app.services.people.scope import Kind, scoped
+from app.services.telemetry import reads as reports
 
 
 class Caller(Protocol):
@@ -106,6 +108,10 @@ class Loaders:
         return DataLoader(load_fn=self._team_members)
 
     @cached_property
+    def config_state(self) -> DataLoader[str, SatelliteConfigState | None]:
+        return DataLoader(load_fn=self._config_states)
+
+    @cached_property
     def mcp(self) -> McpLoaders:
         return McpLoaders(self._context)
 
@@ -138,6 +144,17 @@ class Loaders:
         grouped = _grouped(team_ids, (
             (row.team_id, row) for row in rows))  # type: ignore[attr-defined]
         return [grouped[key] for key in team_ids]
+
+
+    async def _config_states(self, satellite_ids: list[str]
+                             ) -> list[SatelliteConfigState | None]:
+        """Config states of the visible satellites among `satellite_ids`."""
+        principal = self._context.principal
+        if principal is None:  # pragma: no cover - the fields require a login
+            return [None for _ in satellite_ids]
+        rows = {row.satellite_id: row  # type: ignore[attr-defined]
+                for row in await reports.config_states(principal, satellite_ids)}
+        return [rows.get(key) for key in satellite_ids]
 
 
 class McpLoaders:

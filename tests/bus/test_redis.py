@@ -22,12 +22,15 @@ from app.bus import DROPPED, RESYNC, Channels, InProcessBus, Message, create_bus
 from app.bus.redis import RedisBus
 from app.errors import Unauthenticated
 from app.models import Satellite
-from app.models.enums import CommandType
+from app.models.enums import CommandType, TokenScope
 from app.runtime import Runtime, build_runtime
 from app.services.commands.queue import enqueue_command
 from app.services.common.actors import CLI_ACTOR
 from app.services.fleet.authentication import authenticate_satellite
 from app.services.satellites.admin import rotate_satellite_key
+from app.services.satellites.registration import register_satellite
+from app.services.satellites.tokens import issue_registration_token
+from app.wire.registration import RegistrationRequest
 from tests.fixtures.redis import RedisForwarder
 from tests.fixtures.satellites import TestSatellite, satellite_factory, until_poll_held
 from tests.fixtures.server import eventually, make_settings, running, with_channel_prefix
@@ -386,6 +389,34 @@ async def test_a_key_rotated_on_another_instance_is_refused_at_once(
             await asyncio.wait_for(changed.get(), timeout=WAIT_SECONDS)
 
         await eventually(lambda: _key_refused(rt, header))
+
+
+async def test_a_satellite_re_registered_on_another_instance_loses_its_old_key_here_at_once(
+    tmp_path: Path, redis_url: str, prefix: str,
+    other_instance: Callable[..., Awaitable[Runtime]],
+) -> None:
+    settings = make_settings(tmp_path, redis_url=with_channel_prefix(redis_url, prefix),
+                             state_refresh_seconds=3600.0)
+    async with running(settings) as (rt, http):
+        satellite = await satellite_factory(rt)()  # never heartbeated: offline
+        other = await other_instance()
+        header = f"Bearer {satellite.api_key}"
+        assert (await authenticate_satellite(rt, header, "127.0.0.1")).id == satellite.id
+        issued = await issue_registration_token(
+            other, scope=TokenScope.GLOBAL, team_id=None, hours=None, satellite_name=None,
+            actor=CLI_ACTOR)
+
+        async with _listening(rt, Channels.SATELLITE_CHANGED) as changed:
+            result = await register_satellite(
+                other, authorization=f"Bearer {issued.token}",
+                body=RegistrationRequest(name=satellite.name), address="127.0.0.1")
+            await asyncio.wait_for(changed.get(), timeout=WAIT_SECONDS)
+
+        assert result.reregistered
+        assert result.satellite_id == satellite.id
+        await eventually(lambda: _key_refused(rt, header))
+        state = await authenticate_satellite(rt, f"Bearer {result.api_key}", "127.0.0.1")
+        assert state.id == satellite.id
 
 
 async def test_while_the_bus_is_down_long_polls_and_key_checks_use_the_database(

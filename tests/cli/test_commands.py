@@ -98,6 +98,11 @@ async def test_a_name_bound_team_token_re_registers_an_existing_satellite(
     first = await cli("token", "create", "--scope", "team", "--team", "field-ops")
     status, body = await register(http, first.line, "edge-satellite-7")
     assert status == 200, body
+    satellite: dict[str, str] = body["satellite"]  # type: ignore[assignment]
+    async with http.post(f"/api/satellites/{satellite['id']}/heartbeat", json={
+        "status": "active", "system_metrics": {"cpu_usage_percent": 1, "memory_usage_mb": 1},
+    }, headers={"Authorization": f"Bearer {satellite['api_key']}"}) as response:
+        assert response.status == 200  # live: an unbound token may not take it over
     unbound = await cli("token", "create", "--scope", "team", "--team", "field-ops")
     bound = await cli("token", "create", "--scope", "Team", "--team", "field-ops",
                       "--hours", "72", "--name", "edge-satellite-7")

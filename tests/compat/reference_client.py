@@ -145,6 +145,16 @@ class ReferenceSatellite:
             bearer=self.api_key, body=body,
         )
 
+    async def send_events(self, session: aiohttp.ClientSession, events: list[dict[str, Any]]
+                          ) -> tuple[int, Any]:
+        """One `POST …/events` of a queued batch (at most 100 events, sent every 3 s)."""
+        assert self.api_key
+        assert self.satellite_id
+        return await self._call(
+            session, "POST", f"/api/satellites/{self.satellite_id}/events",
+            bearer=self.api_key, body={"events": events},
+        )
+
     async def start(self, session: aiohttp.ClientSession) -> None:
         """The client's start-up: health, verification (or registration), heartbeat, config."""
         if not await self.health(session):

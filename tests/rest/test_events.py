@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,20 +15,28 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.models import (
+    AuditEntry,
     McpClientActivity,
+    McpClientSession,
     McpInstallation,
     McpRequestLog,
     McpServer,
     McpServerLog,
     McpTool,
+    ResourceLimitBreach,
+    SatelliteConfigState,
     SatelliteEvent,
     SatelliteProcess,
     SatelliteUsageLog,
     Team,
 )
-from app.models.enums import HealthStatus, ProcessStatus, SatelliteType, TransportType
-from app.wire.events import REQUIRED_DATA
-from tests.fixtures.people import TeamFactory
+from app.models.enums import HealthStatus, ProcessStatus, SatelliteType, TeamRole, TransportType
+from app.runtime import Runtime
+from app.services.common.actors import CLI_ACTOR
+from app.services.people.teams import add_team_member
+from app.wire.events import DATA_FORMS, REQUIRED_DATA
+from tests.compat.reference_events import Fleet, registry_event
+from tests.fixtures.people import TeamFactory, UserFactory
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite, satellite_factory
 from tests.fixtures.server import make_settings, running
 from tests.fixtures.threaded import ThreadedServer
@@ -40,7 +49,7 @@ def sample_data(event_type: str, team_id: str | None, installation_id: str,
                 server_id: str | None = None) -> Json:
     """Data with every required field of the type, shaped as the reference client sends it."""
     server = server_id or installation_id
-    return {
+    samples: dict[str, Json] = {
         "mcp.server.started": {"server_id": server, "server_slug": "files", "team_id": team_id,
                                "process_id": 4242, "transport": "stdio", "tool_count": 3,
                                "spawn_duration_ms": 120},
@@ -78,7 +87,11 @@ def sample_data(event_type: str, team_id: str | None, installation_id: str,
                                            "timestamp": TS}]},
         "mcp.client.activity": {"team_id": team_id, "request_count": 7, "tool_call_count": 3,
                                 "last_activity_at": TS},
-    }[event_type]
+    }
+    if event_type in samples:
+        return samples[event_type]
+    data: Json = registry_event(event_type, Fleet(team_id, server, "files", "0" * 32))["data"]
+    return data
 
 
 def event(event_type: str, data: Json, client_id: str | None = None) -> Json:
@@ -152,11 +165,14 @@ async def test_status_changed_sets_the_installation_status(
     assert body["processed"] == 1
     row = await McpInstallation.get(id=installation.id)
     assert (row.status, row.status_message) == ("online", "all good")
-    code, body = await post_events(
-        http, satellite, [event("mcp.server.status_changed", {**data, "status": "sleepy"})]
-    )
-    assert body["failed"] == 1
-    assert "status" in body["failures"][0]["error"]
+    # a status outside the documented set is kept as sent; a wrong JSON type fails
+    code, body = await post_events(http, satellite, [
+        event("mcp.server.status_changed", {**data, "status": "sleepy"}),
+        event("mcp.server.status_changed", {**data, "status": 3}),
+    ])
+    assert (body["processed"], body["failed"]) == (1, 1)
+    assert body["failures"][0]["error"] == "Invalid event: data.status must be a string"
+    assert (await McpInstallation.get(id=installation.id)).status == "sleepy"
 
 
 async def test_tool_executed_writes_a_usage_row(
@@ -238,7 +254,8 @@ async def test_client_activity_upserts_counters(
 
 @pytest.mark.parametrize(
     ("event_type", "missing"),
-    [(event_type, name) for event_type, names in REQUIRED_DATA.items() for name in names],
+    [(event_type, name) for event_type, names in REQUIRED_DATA.items()
+     for name in (*names, *DATA_FORMS.get(event_type, ((),))[0])],  # + the backend form's
 )
 async def test_each_required_field_missing_fails_that_event(
     http: aiohttp.ClientSession, make_satellite: SatelliteFactory, team: Team,
@@ -254,6 +271,167 @@ async def test_each_required_field_missing_fails_that_event(
     assert body["failures"][0]["type"] == event_type
 
 
+# ---- sessions, configuration, catalogue updates, users ------------------------------
+def session_event(event_type: str, team_id: str | None, session_id: str, when: str,
+                  **changes: Any) -> Json:
+    data = {**sample_data(event_type, team_id, ""), "session_id": session_id, **changes}
+    return {"type": event_type, "timestamp": when, "data": data}
+
+
+async def test_client_sessions_apply_in_order_whatever_the_order(
+    http: aiohttp.ClientSession, make_satellite: SatelliteFactory, team: Team,
+) -> None:
+    satellite = await make_satellite()
+    code, body = await post_events(http, satellite, [
+        # never seen opening: recorded closed, its start the end minus the duration
+        session_event("mcp.client.disconnected", team.id, "s-1", "2026-01-02T04:00:00Z",
+                      connection_duration_seconds=600),
+        # opened, closed, opened again: open
+        session_event("mcp.client.connected", team.id, "s-2", "2026-01-02T04:00:00Z"),
+        session_event("mcp.client.disconnected", team.id, "s-2", "2026-01-02T04:01:00Z"),
+        session_event("mcp.client.connected", team.id, "s-2", "2026-01-02T04:02:00Z",
+                      client_type="zed"),
+        # activity alone does not make a session
+        session_event("mcp.client.activity", team.id, "s-3", "2026-01-02T04:00:00Z"),
+    ])
+    assert (code, body["processed"], body["failed"]) == (200, 5, 0), body
+    rows = {row.session_id: row for row in
+            await McpClientSession.filter(satellite_id=satellite.id)}
+    assert set(rows) == {"s-1", "s-2"}
+    closed, reopened = rows["s-1"], rows["s-2"]
+    assert (closed.connected_at, closed.disconnected_at) == (
+        datetime(2026, 1, 2, 3, 50, tzinfo=UTC), datetime(2026, 1, 2, 4, tzinfo=UTC))
+    assert (closed.duration_seconds, closed.disconnect_reason) == (600, "client_close")
+    assert reopened.connected_at == datetime(2026, 1, 2, 4, 2, tzinfo=UTC)
+    assert (reopened.disconnected_at, reopened.duration_seconds) == (None, None)
+    assert reopened.client_type == "zed"  # outside the documented set: kept as sent
+    assert reopened.team_id == team.id  # type: ignore[attr-defined]
+
+
+async def test_activity_keeps_a_user_of_the_team_only(
+    rt: Runtime, http: aiohttp.ClientSession, make_satellite: SatelliteFactory, team: Team,
+    make_team: TeamFactory, make_user: UserFactory,
+) -> None:
+    member, stranger = await make_user(), await make_user()
+    await add_team_member(rt, team.id, member.id, TeamRole.TEAM_USER, actor=CLI_ACTOR)
+    other = await make_team()
+    await add_team_member(rt, other.id, stranger.id, TeamRole.TEAM_USER, actor=CLI_ACTOR)
+    satellite = await make_satellite()
+    await post_events(http, satellite, [
+        session_event("mcp.client.connected", team.id, session, TS)
+        for session in ("s-member", "s-stranger", "s-nobody")])
+    code, body = await post_events(http, satellite, [
+        session_event("mcp.client.activity", team.id, "s-member", TS, user_id=member.id),
+        session_event("mcp.client.activity", team.id, "s-stranger", TS, user_id=stranger.id),
+        session_event("mcp.client.activity", team.id, "s-nobody", TS, user_id="0" * 32),
+    ])
+    assert (code, body["processed"], body["failed"]) == (200, 3, 0)
+    users = {row.session_id: row.user_id  # type: ignore[attr-defined]
+             for row in await McpClientSession.filter(satellite_id=satellite.id)}
+    assert users == {"s-member": member.id, "s-stranger": None, "s-nobody": None}
+    stored = await SatelliteEvent.filter(satellite_id=satellite.id,
+                                         event_type="mcp.client.activity").order_by("id")
+    assert [row.data.get("user_id") for row in stored] == [member.id, None, None]
+
+
+async def test_a_config_refresh_clears_the_last_error(
+    http: aiohttp.ClientSession, make_satellite: SatelliteFactory,
+) -> None:
+    satellite = await make_satellite()
+    failed = {"type": "config.error", "timestamp": TS,
+              "data": {**sample_data("config.error", None, ""), "error_type": "dns",
+                       "status_code": 503}}
+    await post_events(http, satellite, [failed])
+    row = await SatelliteConfigState.get(satellite_id=satellite.id)
+    assert (row.error_type, row.error_status_code, row.refreshed_at) == ("dns", 503, None)
+    await post_events(http, satellite, [event("config.refreshed",
+                                              sample_data("config.refreshed", None, ""))])
+    row = await SatelliteConfigState.get(satellite_id=satellite.id)
+    assert [row.error_at, row.error_type, row.error_message, row.error_status_code] == [
+        None, None, None, None]
+    assert row.refreshed_at is not None
+
+
+async def test_tools_updated_adds_and_removes_by_name(
+    http: aiohttp.ClientSession, make_satellite: SatelliteFactory, team: Team,
+    installation: McpInstallation,
+) -> None:
+    satellite = await make_satellite()
+    discovered = sample_data("mcp.tools.discovered", team.id, installation.id)
+    updated = {**sample_data("mcp.tools.updated", team.id, installation.id),
+               "added_tools": ["read_file", "search", "search"],
+               "removed_tools": ["write_file", "never_there"]}
+    code, body = await post_events(http, satellite, [event("mcp.tools.discovered", discovered),
+                                                     event("mcp.tools.updated", updated)])
+    assert (code, body["processed"], body["failed"]) == (200, 2, 0)
+    tools = {row.tool_name: row for row in await McpTool.filter(installation_id=installation.id)}
+    assert sorted(tools) == ["read_file", "search"]
+    assert tools["read_file"].description == "Read"  # already there: kept as discovered
+
+
+async def test_security_and_limit_events_of_a_team_satellite_take_its_team(
+    http: aiohttp.ClientSession, make_satellite: SatelliteFactory, team: Team,
+) -> None:
+    satellite = await make_satellite(satellite_type=SatelliteType.TEAM, team_id=team.id)
+    auth = {"reason": "expired_token"}  # team_id, client_id and ip_address are optional
+    limit = {**sample_data("resource.limit.exceeded", None, ""), "resource_type": "gpu"}
+    code, body = await post_events(http, satellite, [event("security.auth.failed", auth),
+                                                     event("resource.limit.exceeded", limit)])
+    assert (code, body["processed"], body["failed"]) == (200, 2, 0)
+    entry = await AuditEntry.get(actor_satellite_id=satellite.id)
+    assert (entry.team_id, entry.details["reason"]) == (team.id, "expired_token")
+    breach = await ResourceLimitBreach.get(satellite_id=satellite.id)
+    assert breach.resource_type == "gpu"  # outside the documented set: kept as sent
+    assert breach.team_id == team.id  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("event_type", "changes", "error"), [
+    ("mcp.server.started", {"process_id": "4242"}, "data.process_id must be a number or null"),
+    ("mcp.tools.discovered", {"tools": None}, "data.tools must be an array"),
+    ("mcp.tools.updated", {"added_tools": ["a", 1]}, "data.added_tools must be an array of "
+                                                     "strings"),
+    ("config.refreshed", {"change_detected": "yes"}, "data.change_detected must be a boolean "
+                                                     "or null"),
+    ("mcp.client.connected", {"session_id": None}, "data.session_id must be a string of at "
+                                                   "most 255 characters"),
+    ("mcp.client.activity", {"session_id": "s" * 256}, "data.session_id must be a string of "
+                                                        "at most 255 characters or null"),
+    ("resource.limit.exceeded", {"current_value": "high"}, "data.current_value must be a "
+                                                           "number or null"),
+    ("security.auth.failed", {"ip_address": 7}, "data.ip_address must be a string or null"),
+])
+async def test_a_value_of_the_wrong_json_type_fails_that_event(
+    http: aiohttp.ClientSession, make_satellite: SatelliteFactory, team: Team,
+    installation: McpInstallation, event_type: str, changes: Json, error: str,
+) -> None:
+    satellite = await make_satellite()
+    data = {**sample_data(event_type, team.id, installation.id), **changes}
+    code, body = await post_events(http, satellite, [event(event_type, data)])
+    assert (code, body["processed"], body["failed"]) == (200, 0, 1)
+    assert body["failures"][0]["error"] == f"Invalid event: {error}"
+
+
+async def test_tools_discovered_in_the_satellite_form_replaces_the_catalogue(
+    http: aiohttp.ClientSession, make_satellite: SatelliteFactory, team: Team,
+    installation: McpInstallation,
+) -> None:
+    satellite = await make_satellite()
+    await post_events(http, satellite, [event(
+        "mcp.tools.discovered", sample_data("mcp.tools.discovered", team.id, installation.id))])
+    satellite_form = {"server_id": installation.id, "server_slug": "files", "team_id": team.id,
+                      "tool_count": 1, "tool_names": ["search"]}
+    code, body = await post_events(http, satellite,
+                                   [event("mcp.tools.discovered", satellite_form)])
+    assert (code, body["processed"], body["failed"]) == (200, 1, 0)
+    assert [row.tool_name for row in await McpTool.filter(installation_id=installation.id)] == [
+        "search"]
+    del satellite_form["tool_names"]
+    code, body = await post_events(http, satellite,
+                                   [event("mcp.tools.discovered", satellite_form)])
+    assert body["failures"][0]["error"] == (
+        "Missing required data field(s): [installation_id, tools] or [tool_names]")
+
+
 # ---- batches ----------------------------------------------------------------------
 async def test_mixed_batch_reports_partial_success_in_request_order(
     http: aiohttp.ClientSession, make_satellite: SatelliteFactory, team: Team,
@@ -261,14 +439,16 @@ async def test_mixed_batch_reports_partial_success_in_request_order(
 ) -> None:
     satellite = await make_satellite()
     good = event("mcp.tool.executed", sample_data("mcp.tool.executed", team.id, installation.id))
-    events = [good, event("mcp.unknown", {}), {"type": "mcp.tool.executed", "data": {}},
-              "not an object", good]
+    events = [good, event("Not A Type", {}), {"type": "mcp.tool.executed", "data": {}},
+              "not an object", good, event("mcp.unknown", {})]
     code, body = await post_events(http, satellite, events)
     assert code == 200
-    assert (body["success"], body["processed"], body["failed"]) == (True, 2, 3)
+    assert (body["success"], body["processed"], body["failed"]) == (True, 3, 3)
     assert [failure["index"] for failure in body["failures"]] == [1, 2, 3]
-    assert body["failures"][0] == {"index": 1, "type": "mcp.unknown",
-                                   "error": "Unknown event type: mcp.unknown"}
+    assert body["failures"][0] == {
+        "index": 1, "type": "Not A Type",
+        "error": "Invalid event type: Not A Type (expected dotted lower-case words, "
+                 "e.g. mcp.server.started)"}
     stored = await SatelliteEvent.filter(satellite_id=satellite.id).order_by("id")
     assert body["event_ids"] == [str(row.id) for row in stored]
 

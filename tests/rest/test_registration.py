@@ -18,10 +18,10 @@ from app.models.enums import SatelliteStatus, SatelliteType, TokenScope
 from app.runtime import Runtime
 from app.services.common.actors import CLI_ACTOR
 from app.services.common.clock import ManualClock
-from app.services.satellites.admin import set_satellite_status
+from app.services.satellites.admin import rotate_satellite_key, set_satellite_status
 from app.services.satellites.tokens import IssuedToken, revoke_registration_token
 from tests.fixtures.people import TeamFactory, TokenFactory
-from tests.fixtures.satellites import SatelliteFactory
+from tests.fixtures.satellites import SatelliteFactory, TestSatellite
 from tests.fixtures.server import make_settings, running
 
 REGISTER = "/api/satellites/register"
@@ -86,6 +86,15 @@ def reforged(
         payload, rt.keys.registration_tokens if key is None else key, algorithm=algorithm
     )
     return (prefix if prefix is not None else scope_prefix + "_") + signed
+
+
+async def heartbeat(http: aiohttp.ClientSession, satellite_id: str, api_key: str) -> int:
+    """One heartbeat with `api_key`; its status."""
+    body = {"status": "active", "system_metrics": {"cpu_usage_percent": 1, "memory_usage_mb": 64},
+            "processes": [], "error_count": 0, "version": "1.0.0"}
+    async with http.post(f"/api/satellites/{satellite_id}/heartbeat", json=body,
+                         headers={"Authorization": f"Bearer {api_key}"}) as response:
+        return response.status
 
 
 def error_of(status: int, body: dict[str, Any]) -> tuple[int, str]:
@@ -333,10 +342,11 @@ async def test_concurrent_registrations_with_one_token_give_one_success(
 # ---- names and re-registration ------------------------------------------------------
 
 
-async def test_unbound_token_on_an_existing_name_is_409_and_stays_usable(
+async def test_unbound_token_on_a_live_satellites_name_is_409_and_stays_usable(
     http: aiohttp.ClientSession, issue_token: TokenFactory, make_satellite: SatelliteFactory
 ) -> None:
     existing = await make_satellite(name="taken-satellite-1")
+    assert await heartbeat(http, existing.id, existing.api_key) == 200  # live
     issued = await issue_token()
     status, body = await register(http, issued.token, reference_body(existing.name))
     assert error_of(status, body) == (409, "satellite_name_taken")
@@ -470,6 +480,8 @@ async def test_bound_token_for_another_existing_name_is_409(
     issued = await issue_token(satellite_name="some-other-name")
     status, body = await register(http, issued.token, reference_body(existing.name))
     assert error_of(status, body) == (409, "satellite_name_taken")
+    assert "bound to the name 'some-other-name'" in body["message"]
+    assert (await RegistrationToken.get(jti=issued.row.jti)).used_at is None
 
 
 async def test_deleted_satellites_name_can_be_registered_again(
@@ -485,6 +497,222 @@ async def test_deleted_satellites_name_can_be_registered_again(
     status, body = await register(http, (await issue_token()).token, reference_body(existing.name))
     assert status == 200
     assert body["satellite"]["id"] != existing.id
+
+
+# ---- recovering: an unbound token re-registers a satellite that is not live (§4) ------
+
+
+async def assert_reregistered(
+    http: aiohttp.ClientSession,
+    existing: TestSatellite,
+    issued: IssuedToken,
+    answer: tuple[int, dict[str, Any]],
+    *,
+    rule: str,
+    old_keys: tuple[str, ...],
+) -> str:
+    """200 with the same id and a new key that works; every old key 401; the token
+    consumed by this satellite; the audit entry naming the token and the rule."""
+    status, body = answer
+    assert status == 200, body
+    assert body["satellite"]["id"] == existing.id
+    assert body["satellite"]["name"] == existing.name
+    new_key: str = body["satellite"]["api_key"]
+    assert new_key not in old_keys
+    for old_key in old_keys:
+        assert await heartbeat(http, existing.id, old_key) == 401
+    assert await heartbeat(http, existing.id, new_key) == 200
+    token_row = await RegistrationToken.get(jti=issued.row.jti)
+    assert token_row.used_at is not None
+    assert token_row.used_by_satellite_id == existing.id
+    entry = await AuditEntry.get(action="satellite.reregistered", object_id=existing.id)
+    assert entry.details["rule"] == rule
+    assert entry.details["jti"] == issued.row.jti
+    assert new_key not in str(entry.details)
+    row = await Satellite.get(id=existing.id)
+    assert row.rotated_key_unused is False
+    assert await Satellite.filter(name=existing.name).count() == 1
+    return new_key
+
+
+async def assert_refused(
+    http: aiohttp.ClientSession,
+    existing: TestSatellite,
+    issued: IssuedToken,
+    answer: tuple[int, dict[str, Any]],
+    *,
+    key: str | None,
+    error: tuple[int, str] = (409, "satellite_name_taken"),
+) -> str:
+    """The error, the token not consumed, nothing re-registered, the current key still
+    working (when given); returns the message."""
+    status, body = answer
+    assert error_of(status, body) == error
+    assert (await RegistrationToken.get(jti=issued.row.jti)).used_at is None
+    assert not await AuditEntry.filter(action="satellite.reregistered").exists()
+    if key is not None:
+        assert await heartbeat(http, existing.id, key) == 200
+    message: str = body["message"]
+    return message
+
+
+async def test_live_satellite_with_an_unbound_token_is_409_saying_how_to_recover(
+    http: aiohttp.ClientSession,
+    rt: Runtime,
+    issue_token: TokenFactory,
+    make_satellite: SatelliteFactory,
+) -> None:
+    existing = await make_satellite(name="live-satellite-1")
+    assert await heartbeat(http, existing.id, existing.api_key) == 200
+    issued = await issue_token()
+    answer = await register(http, issued.token, reference_body(existing.name))
+    message = await assert_refused(http, existing, issued, answer, key=existing.api_key)
+    assert "live" in message
+    assert f"groundstation token create --scope global --name {existing.name}" in message
+    assert f"offline (no heartbeat for {rt.settings.offline_threshold} s" in message
+
+
+async def test_live_team_satellite_409_names_the_team_in_the_command(
+    http: aiohttp.ClientSession,
+    issue_token: TokenFactory,
+    make_team: TeamFactory,
+    make_satellite: SatelliteFactory,
+) -> None:
+    team = await make_team()
+    existing = await make_satellite(
+        name="live-team-sat-1", satellite_type=SatelliteType.TEAM, team_id=team.id
+    )
+    assert await heartbeat(http, existing.id, existing.api_key) == 200
+    issued = await issue_token(scope=TokenScope.TEAM, team_id=team.id)
+    answer = await register(http, issued.token, reference_body(existing.name))
+    message = await assert_refused(http, existing, issued, answer, key=existing.api_key)
+    assert (
+        f"groundstation token create --scope team --team {team.slug} --name {existing.name}"
+        in message
+    )
+
+
+async def test_offline_satellite_reregisters_with_an_unbound_token(
+    http: aiohttp.ClientSession,
+    rt: Runtime,
+    clock: ManualClock,
+    issue_token: TokenFactory,
+    make_satellite: SatelliteFactory,
+) -> None:
+    existing = await make_satellite(name="offline-satellite-1")
+    assert await heartbeat(http, existing.id, existing.api_key) == 200
+    issued = await issue_token()
+    clock.advance(rt.settings.offline_threshold - 1)  # still live
+    answer = await register(http, issued.token, reference_body(existing.name))
+    await assert_refused(http, existing, issued, answer, key=existing.api_key)
+    clock.advance(rt.settings.offline_threshold + 1)  # no heartbeat for a whole threshold
+    answer = await register(http, issued.token, reference_body(existing.name))
+    await assert_reregistered(http, existing, issued, answer, rule="offline",
+                              old_keys=(existing.api_key,))
+    assert answer[1]["satellite"]["status"] == "inactive"
+
+
+async def test_satellite_that_never_sent_a_heartbeat_reregisters_with_an_unbound_token(
+    http: aiohttp.ClientSession, issue_token: TokenFactory, make_satellite: SatelliteFactory
+) -> None:
+    existing = await make_satellite(name="silent-satellite-1")  # active, no heartbeat ever
+    issued = await issue_token()
+    answer = await register(http, issued.token, reference_body(existing.name))
+    await assert_reregistered(http, existing, issued, answer, rule="offline",
+                              old_keys=(existing.api_key,))
+    assert answer[1]["satellite"]["status"] == "inactive"
+    assert (await Satellite.get(id=existing.id)).status is SatelliteStatus.ACTIVE  # heartbeat
+
+
+async def test_rotated_key_never_used_lets_an_unbound_token_reregister_a_live_satellite(
+    http: aiohttp.ClientSession,
+    rt: Runtime,
+    issue_token: TokenFactory,
+    make_satellite: SatelliteFactory,
+) -> None:
+    existing = await make_satellite(name="rotated-satellite-1")
+    assert await heartbeat(http, existing.id, existing.api_key) == 200  # live
+    rotated = await rotate_satellite_key(rt, existing.id, actor=CLI_ACTOR)
+    assert (await Satellite.get(id=existing.id)).rotated_key_unused is True
+    issued = await issue_token()
+    answer = await register(http, issued.token, reference_body(existing.name))
+    await assert_reregistered(http, existing, issued, answer, rule="rotated_key_unused",
+                              old_keys=(existing.api_key, rotated))
+
+
+async def test_rotated_key_once_used_makes_the_satellite_live_again(
+    http: aiohttp.ClientSession,
+    rt: Runtime,
+    issue_token: TokenFactory,
+    make_satellite: SatelliteFactory,
+) -> None:
+    existing = await make_satellite(name="rotated-satellite-2")
+    assert await heartbeat(http, existing.id, existing.api_key) == 200
+    rotated = await rotate_satellite_key(rt, existing.id, actor=CLI_ACTOR)
+    assert await heartbeat(http, existing.id, rotated) == 200  # the operator installed it
+    assert (await Satellite.get(id=existing.id)).rotated_key_unused is False
+    issued = await issue_token()
+    answer = await register(http, issued.token, reference_body(existing.name))
+    message = await assert_refused(http, existing, issued, answer, key=rotated)
+    assert "live" in message
+
+
+async def test_name_bound_token_reregisters_a_live_satellite(
+    http: aiohttp.ClientSession, issue_token: TokenFactory, make_satellite: SatelliteFactory
+) -> None:
+    existing = await make_satellite(name="bound-live-sat-1")
+    assert await heartbeat(http, existing.id, existing.api_key) == 200  # live
+    issued = await issue_token(satellite_name=existing.name)
+    answer = await register(http, issued.token, reference_body(existing.name))
+    await assert_reregistered(http, existing, issued, answer, rule="name_bound",
+                              old_keys=(existing.api_key,))
+
+
+async def test_unbound_token_of_another_scope_is_409_even_for_an_offline_satellite(
+    http: aiohttp.ClientSession,
+    issue_token: TokenFactory,
+    make_team: TeamFactory,
+    make_satellite: SatelliteFactory,
+) -> None:
+    team_a, team_b = await make_team(), await make_team()
+    team_sat = await make_satellite(
+        name="team-b-sat-0001", satellite_type=SatelliteType.TEAM, team_id=team_b.id
+    )  # never sent a heartbeat: offline
+    global_sat = await make_satellite(name="global-sat-0002")
+    cases = [
+        (team_sat, await issue_token(), "it is a team satellite"),
+        (team_sat, await issue_token(scope=TokenScope.TEAM, team_id=team_a.id),
+         "it belongs to another team"),
+        (global_sat, await issue_token(scope=TokenScope.TEAM, team_id=team_a.id),
+         "it is a global satellite"),
+    ]
+    for existing, issued, why in cases:
+        answer = await register(http, issued.token, reference_body(existing.name))
+        message = await assert_refused(http, existing, issued, answer, key=None)  # stay offline
+        assert why in message, message
+    row = await Satellite.get(id=team_sat.id)
+    assert (row.satellite_type, row.team_id) == (SatelliteType.TEAM, team_b.id)  # type: ignore[attr-defined]
+    own = await issue_token(scope=TokenScope.TEAM, team_id=team_b.id)
+    answer = await register(http, own.token, reference_body(team_sat.name))
+    await assert_reregistered(http, team_sat, own, answer, rule="offline",
+                              old_keys=(team_sat.api_key,))
+    assert answer[1]["satellite"]["team_id"] == team_b.id
+
+
+async def test_disabled_satellite_with_an_unbound_token_is_403_and_token_is_kept(
+    http: aiohttp.ClientSession,
+    rt: Runtime,
+    issue_token: TokenFactory,
+    make_satellite: SatelliteFactory,
+) -> None:
+    existing = await make_satellite(name="disabled-sat-2")  # offline: no heartbeat ever
+    await set_satellite_status(rt, existing.id, SatelliteStatus.DISABLED, actor=CLI_ACTOR)
+    issued = await issue_token()
+    answer = await register(http, issued.token, reference_body(existing.name))
+    await assert_refused(http, existing, issued, answer, key=None,
+                         error=(403, "satellite_disabled"))
+    assert await heartbeat(http, existing.id, existing.api_key) == 401
+    assert (await Satellite.get(id=existing.id)).status is SatelliteStatus.DISABLED
 
 
 # ---- body: validated after the token ---------------------------------------------------

@@ -69,11 +69,17 @@ async def _events(http: aiohttp.ClientSession, satellite: TestSatellite, team_id
         {"type": "mcp.server.status_changed", "timestamp": now, "data": {
             "installation_id": installation_id, "team_id": team_id, "status": "online",
             "timestamp": now}},
+        {"type": "mcp.client.connected", "timestamp": now, "data": {
+            "session_id": f"session-{team_id}", "team_id": team_id, "transport": "http",
+            "client_type": "vscode", "ip_address": "203.0.113.24"}},
+        {"type": "resource.limit.exceeded", "timestamp": now, "data": {
+            "team_id": team_id, "resource_type": "memory", "current_value": 600,
+            "limit_value": 512}},
     ]}
     async with http.post(satellite.path("events"), json=body,
                          headers=satellite.headers) as response:
         assert response.status == 200
-        assert (await response.json())["processed"] == 2
+        assert (await response.json())["processed"] == 4
 
 
 async def _side(rt: Runtime, http: aiohttp.ClientSession, shared: TestSatellite,
@@ -131,10 +137,18 @@ async def _me(world: World) -> None:
     await _query(world, "{ me { id email } }")
 
 
+TEAM_FIELDS = """id slug clientSessions(first: 100) { edges { node { sessionId teamId } } }
+  resourceLimitBreaches(first: 100) { edges { node { teamId satelliteId } } }"""
+
+
 @isolation("teams")
 async def _teams(world: World) -> None:
-    result = await _query(world, "{ teams { id slug } }")
-    assert [team["id"] for team in result["data"]["teams"]] == [world.a.team_id]
+    result = await _query(world, "{ teams { " + TEAM_FIELDS + " } }")
+    [team] = result["data"]["teams"]
+    assert team["id"] == world.a.team_id
+    # its sessions and breaches on its own satellite and on the shared one
+    assert len(team["clientSessions"]["edges"]) == len(team["resourceLimitBreaches"][
+        "edges"]) == 2
 
 
 @isolation("team")
@@ -146,7 +160,10 @@ async def _team(world: World) -> None:
 
 SATELLITE_FIELDS = """id teamId processCount processes { processId teamId installationId }
   commands(first: 100) { edges { node { id teamId payload } } }
-  events(first: 100) { edges { node { id teamId data } } }"""
+  events(first: 100) { edges { node { id teamId data } } }
+  clientSessions(first: 100) { edges { node { sessionId teamId } } }
+  resourceLimitBreaches(first: 100) { edges { node { teamId } } }
+  configState { configHash }"""
 
 
 @isolation("satellites")
@@ -159,6 +176,9 @@ async def _satellites(world: World) -> None:
                   if edge["node"]["id"] == world.shared.id)
     assert {edge["node"]["teamId"] for edge in shared["events"]["edges"]} == {world.a.team_id}
     assert {edge["node"]["teamId"] for edge in shared["commands"]["edges"]} == {world.a.team_id}
+    for relation in ("clientSessions", "resourceLimitBreaches"):
+        assert [edge["node"]["teamId"] for edge in shared[relation]["edges"]] == [
+            world.a.team_id], relation
 
 
 @isolation("satellite")

@@ -15,16 +15,15 @@ from typing import Any
 import pytest
 
 from app.models import McpInstallation
-from app.models.enums import CommandType, GlobalRole, SatelliteType, TeamRole, TokenScope
+from app.models.enums import CommandType, SatelliteType, TokenScope
 from app.runtime import Runtime
 from app.services.commands.queue import enqueue_command
 from app.services.common.actors import CLI_ACTOR
-from tests.fixtures.graphql import ClientFactory, GraphQLClient
+from tests.fixtures.graphql import ROLES, ClientFactory, GraphQLClient, as_role
 from tests.fixtures.mcp import InstallFactory
 from tests.fixtures.people import TeamFactory, TokenFactory, UserFactory
 from tests.fixtures.satellites import SatelliteFactory
 
-ROLES = ("global_admin", "team_admin", "team_user", "global_user")
 Json = dict[str, Any]
 
 
@@ -70,14 +69,7 @@ async def world(
 
 
 async def person(graphql_as: ClientFactory, role: str, world: World) -> GraphQLClient:
-    match role:
-        case "global_admin":
-            return await graphql_as(global_role=GlobalRole.GLOBAL_ADMIN)
-        case "team_admin":
-            return await graphql_as(teams={world.team_a: TeamRole.TEAM_ADMIN})
-        case "team_user":
-            return await graphql_as(teams={world.team_a: TeamRole.TEAM_USER})
-    return await graphql_as()
+    return await as_role(graphql_as, role, world.team_a)
 
 
 @pytest.fixture

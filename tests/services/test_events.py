@@ -13,6 +13,7 @@ from tortoise import connections
 
 from app.bus import Channels
 from app.config import Settings
+from app.metrics import UNKNOWN_EVENT_TYPE_LABELS
 from app.models import (
     McpInstallation,
     McpServer,
@@ -241,14 +242,36 @@ async def test_server_logs_keep_the_newest_lines_per_installation(
     assert (rows[0].message, rows[-1].message) == ("line 5", f"line {total - 1}")
 
 
-async def test_unknown_types_are_logged_at_warning(
+async def test_unknown_types_are_kept_and_logged_once_per_type(
     rt: Runtime, satellite: SatelliteState, caplog: pytest.LogCaptureFixture,
 ) -> None:
+    def unknown(event_type: str) -> Json:
+        return {"type": event_type, "timestamp": TS, "data": {}}
+
     with caplog.at_level(logging.WARNING, logger="app.services.telemetry.ingest"):
-        result = await ingest_events(rt, satellite, [
-            {"type": "mcp.mystery", "timestamp": TS, "data": {}}])
-    assert result.failures[0].error == "Unknown event type: mcp.mystery"
-    assert any(record.message == "unknown event type" for record in caplog.records)
+        first = await ingest_events(rt, satellite, [unknown("mcp.mystery"),
+                                                    unknown("mcp.mystery"),
+                                                    unknown("mcp.other_mystery")])
+        again = await ingest_events(rt, satellite, [unknown("mcp.mystery"),
+                                                    unknown("no-dots")])
+    assert (first.processed, first.failures) == (3, [])
+    assert again.processed == 1
+    assert [failure.error.split(" (")[0] for failure in again.failures] == [
+        "Invalid event type: no-dots"]
+    logged = [record.type for record in caplog.records  # type: ignore[attr-defined]
+              if record.message == "unknown event type"]
+    assert logged == ["mcp.mystery", "mcp.other_mystery"]
+
+
+async def test_unknown_type_labels_are_bounded(rt: Runtime, satellite: SatelliteState) -> None:
+    types = [f"mcp.mystery.type{number}" for number in range(UNKNOWN_EVENT_TYPE_LABELS + 3)]
+    result = await ingest_events(rt, satellite, [
+        {"type": event_type, "timestamp": TS, "data": {}} for event_type in types])
+    assert result.processed == len(types)
+    sample = rt.metrics.registry.get_sample_value
+    assert sample("groundstation_unknown_events_total", {"type": types[0]}) == 1
+    assert sample("groundstation_unknown_events_total", {"type": types[-1]}) is None
+    assert sample("groundstation_unknown_events_total", {"type": "other"}) == 3
 
 
 def test_redaction_covers_secret_words_schema_names_and_nesting() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 
 from app.errors import AppError, Conflict, RateLimited, Unauthenticated, ValidationError
@@ -126,9 +127,16 @@ async def test_body_reader_is_not_called_when_the_token_fails(rt: Runtime) -> No
 
 
 async def test_every_failure_is_audited_as_a_security_event(
-    rt: Runtime, issue_token: TokenFactory, make_satellite: SatelliteFactory
+    rt: Runtime,
+    http: aiohttp.ClientSession,
+    issue_token: TokenFactory,
+    make_satellite: SatelliteFactory,
 ) -> None:
     existing = await make_satellite(name="occupied-name")
+    async with http.post(existing.path("heartbeat"), headers=existing.headers, json={
+        "status": "active", "system_metrics": {"cpu_usage_percent": 1, "memory_usage_mb": 1},
+    }) as response:
+        assert response.status == 200  # live: an unbound token cannot re-register it
     issued = await issue_token()
     with pytest.raises(Conflict):
         await register(rt, issued.token, existing.name)

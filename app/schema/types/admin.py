@@ -15,7 +15,8 @@ from app.models import User as UserRow
 from app.models.enums import ActorType
 from app.schema.context import Info
 from app.schema.enums import TeamRole, TokenScope
-from app.schema.types.people import TeamMember, UserRef
+from app.schema.types.people import TeamMember
+from app.schema.types.refs import UserRef
 from app.schema.types.satellites import Satellite
 
 # Upper-case GraphQL values (USER, SATELLITE, CLI, SYSTEM, ANONYMOUS), like every enum here.

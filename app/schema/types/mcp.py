@@ -18,7 +18,7 @@ from app.models import McpServer as McpServerRow
 from app.models.enums import TransportType
 from app.schema.context import Info, principal_of
 from app.schema.pagination import checked_first
-from app.schema.types.people import UserRef
+from app.schema.types.refs import UserRef
 from app.services.mcp.config_merge import SCHEMA_FIELDS
 from app.services.people import reads
 from app.services.telemetry import usage as usage_service
@@ -262,6 +262,9 @@ class DayUsage:
     date: date
     calls: int
     errors: int
+    sessions: int = strawberry.field(description="Client sessions that began this day.")
+    distinct_clients: int = strawberry.field(
+        description="Distinct clients (client type, user agent and address) among them.")
 
 
 @strawberry.type
@@ -281,6 +284,11 @@ class UsageSummary:
     by_tool: list[ToolUsage]
     by_day: list[DayUsage]
     by_user: list[UserUsage]
+    total_sessions: int = strawberry.field(description="Client sessions that began in the "
+                                                       "period.")
+    distinct_clients: int = strawberry.field(
+        description="Distinct clients (client type, user agent and address) among them, "
+                    "each counted once over the period.")
 
     @classmethod
     def of(cls, summary: usage_service.UsageSummary) -> UsageSummary:
@@ -292,10 +300,12 @@ class UsageSummary:
                                calls=item.calls, errors=item.errors,
                                avg_duration_ms=item.avg_duration_ms)
                      for item in summary.by_tool],
-            by_day=[DayUsage(date=item.date, calls=item.calls, errors=item.errors)
+            by_day=[DayUsage(date=item.date, calls=item.calls, errors=item.errors,
+                             sessions=item.sessions, distinct_clients=item.distinct_clients)
                     for item in summary.by_day],
             by_user=[UserUsage(user=UserRef.of(item.user), calls=item.calls)
                      for item in summary.by_user],
+            total_sessions=summary.total_sessions, distinct_clients=summary.distinct_clients,
         )
 
 

@@ -10,6 +10,14 @@ from app.models import Team as TeamRow
 from app.models import User as UserRow
 from app.schema.context import Info
 from app.schema.enums import GlobalRole, TeamRole
+from app.schema.pagination import Connection
+from app.schema.types.refs import UserRef
+from app.schema.types.telemetry import (
+    ClientSession,
+    ResourceLimitBreach,
+    client_sessions_page,
+    limit_breaches_page,
+)
 
 
 @strawberry.type
@@ -23,18 +31,6 @@ class User:
     def of(cls, row: UserRow) -> User:
         return cls(id=strawberry.ID(row.id), email=row.email, global_role=row.global_role,
                    created_at=row.created_at)
-
-
-@strawberry.type
-class UserRef:
-    """A user named by another object (owner, actor): id and email only."""
-
-    id: strawberry.ID
-    email: str
-
-    @classmethod
-    def of(cls, row: UserRow) -> UserRef:
-        return cls(id=strawberry.ID(row.id), email=row.email)
 
 
 @strawberry.type
@@ -61,6 +57,21 @@ class Team:
         return [TeamMember(team_id=self.id, user=UserRef.of(row.user), role=row.role)
                 for row in rows]
 
+    # The team's client sessions on every satellite, global ones included; newest first.
+    @strawberry.field
+    async def client_sessions(
+        self, info: Info, first: int | None = 50, after: str | None = None,
+        open: bool | None = None,  # noqa: A002 (GraphQL name)
+    ) -> Connection[ClientSession]:
+        return await client_sessions_page(info, team_id=self.id, open=open, first=first,
+                                          after=after)
+
+    @strawberry.field
+    async def resource_limit_breaches(self, info: Info, first: int | None = 50,
+                                      after: str | None = None
+                                      ) -> Connection[ResourceLimitBreach]:
+        return await limit_breaches_page(info, team_id=self.id, first=first, after=after)
+
 
 @strawberry.type
 class TeamMember:
@@ -75,4 +86,4 @@ class LoginPayload:
     user: User
 
 
-__all__ = ["LoginPayload", "Team", "TeamMember", "User", "UserRef"]
+__all__ = ["LoginPayload", "Team", "TeamMember", "User"]

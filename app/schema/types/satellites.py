@@ -26,6 +26,13 @@ from app.schema.loaders import loaded_or_pending
 from app.schema.pagination import Connection, checked_first, paginate
 from app.schema.types.commands import Command
 from app.schema.types.people import Team
+from app.schema.types.telemetry import (
+    ClientSession,
+    ResourceLimitBreach,
+    SatelliteConfigState,
+    client_sessions_page,
+    limit_breaches_page,
+)
 from app.services.fleet.state import SatelliteState
 from app.services.people import reads
 
@@ -201,6 +208,27 @@ class Satellite:
         query = reads.events(principal_of(info), satellite_id=self.id)
         return await paginate(query, first=first, after=after,
                               to_node=lambda rows: [SatelliteEvent.of(row) for row in rows])
+
+    # Satellite-wide: whoever sees the satellite sees it (global satellites too).
+    @strawberry.field
+    async def config_state(self, info: Info) -> SatelliteConfigState | None:
+        row = await info.context.loaders.config_state.load(self.id)
+        return None if row is None else SatelliteConfigState.of(row)
+
+    # Sessions the caller may see (a team member: its own team's, also on global satellites).
+    @strawberry.field
+    async def client_sessions(
+        self, info: Info, first: int | None = 50, after: str | None = None,
+        open: bool | None = None,  # noqa: A002 (GraphQL name)
+    ) -> Connection[ClientSession]:
+        return await client_sessions_page(info, satellite_id=self.id, open=open, first=first,
+                                          after=after)
+
+    @strawberry.field
+    async def resource_limit_breaches(self, info: Info, first: int | None = 50,
+                                      after: str | None = None
+                                      ) -> Connection[ResourceLimitBreach]:
+        return await limit_breaches_page(info, satellite_id=self.id, first=first, after=after)
 
 
 async def _team_of(pending: Awaitable[TeamRow | None]) -> Team | None:

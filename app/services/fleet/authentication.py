@@ -16,6 +16,10 @@ key generation and a key id is looked up in the database, never in memory. The
 cache itself is kept (re-verifying every key with Argon2 during an outage would
 cost CPU and prove nothing more).
 
+The first successful authentication with a key an operator rotated in clears
+the satellite's `rotated_key_unused` flag (one conditional write, once), which
+ends the re-registration of that satellite by an unbound token (docs/protocol.md §4).
+
 Repeated failures from one address are rate limited (API keys and
 registration tokens together); keys already verified keep working from that
 address (fleets share NAT addresses). Failures are counted after the fact, not
@@ -34,6 +38,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from app.auth.api_keys import parse_api_key
 from app.auth.bearer import bearer_credential
+from app.db import DATABASE_ERRORS
 from app.errors import Unauthenticated
 from app.models import Satellite
 from app.models.enums import SatelliteStatus
@@ -76,6 +81,8 @@ async def authenticate_satellite(
     if hit is not None:
         state = rt.fleet.get(hit.satellite_id) if trusted else await _reread(rt, hit.satellite_id)
         if state is not None and state.key_generation == hit.key_generation:
+            if state.rotated_key_unused:
+                await _note_rotated_key_used(state, hit.key_generation)
             return state
         cache.forget(digest)
     await rt.auth_failures.check(address)
@@ -97,7 +104,29 @@ async def authenticate_satellite(
     if state.key_generation != generation:  # rotated while we were verifying
         await _fail(rt, digest, address, "key_rotated", parsed.key_id)
     cache.remember_success(digest, state.id, generation)
+    if state.rotated_key_unused:
+        await _note_rotated_key_used(state, generation)
     return state
+
+
+async def _note_rotated_key_used(state: SatelliteState, generation: int) -> None:
+    """The first authentication with a key an operator rotated in: from now on an unbound
+    registration token no longer re-registers the satellite (docs/protocol.md §4).
+
+    One conditional UPDATE, only while memory still says unused (other instances may
+    repeat it once, harmlessly). A database failure never fails the request: memory
+    keeps the flag, so the next authentication tries again.
+    """
+    state.rotated_key_unused = False
+    try:
+        await Satellite.filter(
+            id=state.id, key_generation=generation, rotated_key_unused=True
+        ).update(rotated_key_unused=False)
+    except DATABASE_ERRORS:
+        if state.key_generation == generation:
+            state.rotated_key_unused = True
+        log.warning("recording the first use of a rotated key failed; retrying with the next "
+                    "request", exc_info=True, extra={"op": "auth", "satellite_id": state.id})
 
 
 async def _reread(rt: FleetContext, satellite_id: str) -> SatelliteState | None:

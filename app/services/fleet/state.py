@@ -62,6 +62,9 @@ class SatelliteState:
     key_hash: str | None
     key_generation: int
     allowed_networks: tuple[IPNetwork, ...]
+    # The key came from an operator's rotation and has not authenticated yet (cleared
+    # by the first authentication with it: `fleet.authentication`).
+    rotated_key_unused: bool = False
     online: bool = False
     last_heartbeat_at: datetime | None = None
     reported_status: str | None = None
@@ -182,6 +185,7 @@ class FleetState:
         state.key_hash = row.api_key_hash
         state.key_generation = row.key_generation
         state.allowed_networks = parse_networks(row.allowed_cidrs)
+        state.rotated_key_unused = row.rotated_key_unused
         if with_telemetry or current is None:
             state.online = row.online
             state.last_heartbeat_at = row.last_heartbeat_at
@@ -215,18 +219,22 @@ class FleetState:
         reason: str,
         *,
         only_if_status: SatelliteStatus | None = None,
+        only_if: dict[str, Any] | None = None,
         **changes: Any,
     ) -> SatelliteState | None:
         """Write administrative fields, bump the revision, refresh memory, tell other instances.
 
         One conditional UPDATE (safe while another process writes the file). With
-        `only_if_status`, nothing changes unless the row still has that status;
-        returns None when no row was changed.
+        `only_if_status` (and `only_if`, more field values the row must still have),
+        nothing changes unless the row still has that status; returns None when no
+        row was changed.
         """
         changes.setdefault("updated_at", self._clock.now())
         query = Satellite.filter(id=satellite_id)
         if only_if_status is not None:
             query = query.filter(status=only_if_status)
+        if only_if:
+            query = query.filter(**only_if)
         changed = await query.update(revision=F("revision") + 1, **changes)
         if not changed:
             return None

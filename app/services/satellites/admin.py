@@ -301,6 +301,9 @@ async def rotate_satellite_key(rt: FleetContext, satellite_id: str, *, actor: Ac
 
     The key generation goes up with the new key, so every instance's cached
     verification of the old key stops matching. Unknown or deleted → NotFound.
+    Until the new key first authenticates (`rotated_key_unused`), a satellite
+    that lost its key this way may re-register with an unbound token of its scope
+    (docs/protocol.md §4), as the reference client does after a 401.
     """
     row = await get_satellite(satellite_id)
     api_key, key_id, key_hash = await new_api_key(row.satellite_type)
@@ -312,6 +315,7 @@ async def rotate_satellite_key(rt: FleetContext, satellite_id: str, *, actor: Ac
             api_key_id=key_id,
             api_key_hash=key_hash,
             key_generation=F("key_generation") + 1,
+            rotated_key_unused=True,
         )
         if state is None:
             row = await get_satellite(satellite_id)

@@ -82,7 +82,7 @@ async def issue_registration_token(
     Lifetime: default 1 h (global) / 24 h (team); allowed 1–24 h (global) and
     1–72 h (team). A team token names an existing team; a global token names
     none. `satellite_name` binds the token to one name (needed to re-register
-    an existing satellite). Who may issue is the caller's check (docs/graphql.md §2).
+    a live satellite). Who may issue is the caller's check (docs/graphql.md §2).
     """
     try:
         scope = TokenScope(str(scope).lower())

@@ -12,7 +12,11 @@
   (`LOOKUP_CACHE_SECONDS`, misses included): an installation or team created,
   changed or removed by another process (the CLI) is seen by event attribution
   at most that many seconds later; a claimed `team_id` is only looked up when
-  the event names no known installation (one query for the batch, if any).
+  the event names no known installation (one query for the batch, if any);
+- the `user_id` of `mcp.client.activity` is kept only when that user is a member
+  of the event's team, else dropped from the event (never a failure): one
+  query for the batch when an activity event names a user, memberships cached
+  like teams.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from app.models import McpInstallation, SatelliteProcess, Team
+from app.models import McpInstallation, SatelliteProcess, Team, TeamMembership
 from app.models.ids import ID_LENGTH
 from app.services.common.storage import marks
 from app.services.fleet.processes import installation_id_in
@@ -76,12 +80,14 @@ class _TtlCache(Generic[_V]):
 
 _installations: _TtlCache[Installation] = _TtlCache()
 _teams: _TtlCache[bool] = _TtlCache()
+_members: _TtlCache[bool] = _TtlCache()  # by "<team id> <user id>"
 
 
 def clear_lookup_cache() -> None:
-    """Forget cached installations and teams (the next batch reads them again)."""
+    """Forget cached installations, teams and memberships (the next batch reads them again)."""
     _installations.clear()
     _teams.clear()
+    _members.clear()
 
 
 async def lookup(state: SatelliteState, events: Sequence[Event]) -> Lookup:
@@ -192,3 +198,26 @@ def attribute(state: SatelliteState, event: Event, found: Lookup) -> bool:
         return False
     event.team_id = claimed
     return claimed is not None
+
+
+async def drop_outside_users(events: Sequence[Event]) -> None:
+    """Remove the `user_id` of activity events whose user is not a member of their team."""
+    named = [event for event in events if event.type == "mcp.client.activity"
+             and isinstance(event.data.get("user_id"), str)]
+    if not named:
+        return
+    keys = {f"{event.team_id} {event.data['user_id']}": event for event in named
+            if event.team_id is not None and _could_be_id(event.data["user_id"])}
+    cached, missing = _members.split(keys)
+    members = {key for key, value in cached.items() if value}
+    if missing:
+        rows = await TeamMembership.filter(
+            team_id__in={str(keys[key].team_id) for key in missing},
+            user_id__in={str(keys[key].data["user_id"]) for key in missing},
+        ).values_list("team_id", "user_id")
+        found = {f"{team} {user}" for team, user in rows} & missing
+        _members.store(missing, dict.fromkeys(found, True))
+        members |= found
+    for event in named:
+        if f"{event.team_id} {event.data['user_id']}" not in members:
+            del event.data["user_id"]

@@ -1,108 +1,198 @@
-"""What newly stored events change (docs/protocol.md §10, "Event types as currently
-implemented"): process rows, installation status (one UPDATE per installation per
-transaction: the last status wins, as applying them in order would leave it),
-usage log, tool catalogue (replaced), server logs (bounded per installation),
-request logs, client activity counters. Replayed events change nothing."""
+"""What newly stored events change (docs/protocol.md §10, "Event types"): usage
+log, server logs (bounded per installation), request logs, installation status
+(one UPDATE per installation per transaction: the last status wins, as applying
+them in order would leave it), client activity counters, process rows, client
+sessions and applied-config state (`states`: merged per key, in order), tool
+catalogues (`catalogue`, in order), security audit entries and resource-limit
+breaches. Unknown types change nothing. Replayed events change nothing.
+
+The effects are collected while the events are read (`_Effects`), then written
+with one statement per kind where the kind allows.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from app.models import (
+    AuditEntry,
     McpClientActivity,
     McpInstallation,
     McpRequestLog,
     McpServerLog,
-    McpTool,
-    SatelliteProcess,
+    ResourceLimitBreach,
     SatelliteUsageLog,
 )
-from app.models.enums import HealthStatus, ProcessStatus
+from app.models.enums import ActorType
 from app.services.common.storage import insert_rows, marks
-from app.services.fleet.state import SatelliteState
-from app.services.telemetry.model import Event, Installation
+from app.services.telemetry.catalogue import apply_catalogue
+from app.services.telemetry.model import Event
 from app.services.telemetry.rows import SERVER_LOG_COLUMNS, USAGE_COLUMNS, Batch
-from app.services.telemetry.values import count, is_int, number, text, when
+from app.services.telemetry.states import PROCESS_TYPES, ConfigStates, Processes, Sessions
+from app.services.telemetry.values import count, number, text, when
 
 MAX_SERVER_LOGS_PER_INSTALLATION = 1000
-_PROCESS_TYPES = frozenset({
-    "mcp.server.started", "mcp.server.crashed", "mcp.server.restarted",
-    "mcp.server.dormant", "mcp.server.respawned",
-})
+CLIENT_AUTH_FAILED = "satellite.client_auth_failed"
+
+
+class _Effects:
+    """The effects of one transaction's new events, collected in event order."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.usage: list[tuple[Any, ...]] = []  # rows in USAGE_COLUMNS order
+        self.server_logs: list[tuple[Any, ...]] = []  # rows in SERVER_LOG_COLUMNS order
+        self.requests: list[McpRequestLog] = []
+        self.activity: dict[tuple[str, str], McpClientActivity] = {}
+        self.statuses: dict[str, tuple[str, str | None]] = {}  # the last status wins
+        self.catalogue: list[Event] = []
+        self.audit: list[AuditEntry] = []
+        self.breaches: list[ResourceLimitBreach] = []
+        self.processes = Processes()
+        self.sessions = Sessions()
+        self.configs = ConfigStates()
+
+    def status(self, satellite_id: str, event: Event) -> None:
+        if event.installation is not None:
+            message = event.data.get("status_message")
+            self.statuses[event.installation.id] = (
+                str(event.data["status"])[:32], message if isinstance(message, str) else None)
+
+    def process(self, satellite_id: str, event: Event) -> None:
+        self.processes.add(satellite_id, event)
+        if event.type == "mcp.server.permanently_failed" and event.installation is not None:
+            self.statuses[event.installation.id] = (
+                "permanently_failed", text(event.data.get("last_error"), None))
+
+    def tools(self, satellite_id: str, event: Event) -> None:
+        self.catalogue.append(event)
+
+    def request_logs(self, satellite_id: str, event: Event) -> None:
+        if event.installation is None:
+            return
+        self.requests.extend(
+            McpRequestLog(
+                installation_id=event.installation.id, team_id=event.team_id,
+                satellite_id=satellite_id, tool_name=text(item.get("tool_name"), 255) or "",
+                tool_params=item.get("tool_params"),
+                response_time_ms=number(item.get("response_time_ms")),
+                success=item.get("success") is not False,
+                logged_at=when(item.get("timestamp"), event.occurred_at),
+            )
+            for item in event.data["requests"] if isinstance(item, dict)
+        )
+
+    def client_activity(self, satellite_id: str, event: Event) -> None:
+        data = event.data
+        if event.team_id is not None:
+            self.activity[(satellite_id, event.team_id)] = McpClientActivity(
+                satellite_id=satellite_id, team_id=event.team_id,
+                request_count=count(data.get("request_count")),
+                tool_call_count=count(data.get("tool_call_count")),
+                last_activity_at=when(data.get("last_activity_at"), event.occurred_at),
+                updated_at=self.now,
+            )
+        self.sessions.activity(satellite_id, event)
+
+    def connected(self, satellite_id: str, event: Event) -> None:
+        self.sessions.connected(satellite_id, event)
+
+    def disconnected(self, satellite_id: str, event: Event) -> None:
+        self.sessions.disconnected(satellite_id, event)
+
+    def config_refreshed(self, satellite_id: str, event: Event) -> None:
+        self.configs.refreshed(satellite_id, event)
+
+    def config_error(self, satellite_id: str, event: Event) -> None:
+        self.configs.error(satellite_id, event)
+
+    def auth_failed(self, satellite_id: str, event: Event) -> None:
+        data = event.data
+        self.audit.append(AuditEntry(
+            at=self.now, actor_type=ActorType.SATELLITE, actor_satellite_id=satellite_id,
+            address=text(data.get("ip_address"), 64), action=CLIENT_AUTH_FAILED,
+            object_type="satellite", object_id=satellite_id, team_id=event.team_id,
+            details={"reason": data.get("reason"), "client_id": data.get("client_id"),
+                     "ip_address": data.get("ip_address"), "event_id": str(event.id)},
+        ))
+
+    def limit_exceeded(self, satellite_id: str, event: Event) -> None:
+        data = event.data
+        self.breaches.append(ResourceLimitBreach(
+            satellite_id=satellite_id, team_id=event.team_id,
+            resource_type=str(data["resource_type"])[:32],
+            current_value=number(data.get("current_value")),
+            limit_value=number(data.get("limit_value")), occurred_at=event.occurred_at,
+        ))
+
+    async def write(self, conn: BaseDBAsyncClient) -> None:
+        for installation_id, (status, message) in self.statuses.items():
+            await _set_installation_status(conn, installation_id, status, message)
+        if self.usage:
+            await insert_rows(conn, SatelliteUsageLog, USAGE_COLUMNS, self.usage)
+        if self.requests:
+            await McpRequestLog.bulk_create(self.requests, batch_size=500, using_db=conn)
+        if self.server_logs:
+            await insert_rows(conn, McpServerLog, SERVER_LOG_COLUMNS, self.server_logs)
+            for installation_id in dict.fromkeys(str(row[0]) for row in self.server_logs):
+                await _trim_server_logs(conn, installation_id)
+        if self.activity:
+            await McpClientActivity.bulk_create(
+                list(self.activity.values()), using_db=conn,
+                on_conflict=["satellite_id", "team_id"],
+                update_fields=["request_count", "tool_call_count", "last_activity_at",
+                               "updated_at"],
+            )
+        for event in self.catalogue:
+            await apply_catalogue(conn, event)
+        await self.processes.write(conn, self.now)
+        await self.sessions.write(conn, self.now)
+        await self.configs.write(conn, self.now)
+        if self.audit:
+            await AuditEntry.bulk_create(self.audit, batch_size=500, using_db=conn)
+        if self.breaches:
+            await ResourceLimitBreach.bulk_create(self.breaches, batch_size=500, using_db=conn)
+
+
+_Handler = Callable[[_Effects, str, Event], None]
+_HANDLERS: dict[str, _Handler] = {
+    **dict.fromkeys(PROCESS_TYPES, _Effects.process),
+    "mcp.server.status_changed": _Effects.status,
+    "mcp.tools.discovered": _Effects.tools,
+    "mcp.tools.updated": _Effects.tools,
+    "mcp.request.logs": _Effects.request_logs,
+    "mcp.client.activity": _Effects.client_activity,
+    "mcp.client.connected": _Effects.connected,
+    "mcp.client.disconnected": _Effects.disconnected,
+    "config.refreshed": _Effects.config_refreshed,
+    "config.error": _Effects.config_error,
+    "security.auth.failed": _Effects.auth_failed,
+    "resource.limit.exceeded": _Effects.limit_exceeded,
+}
 
 
 async def apply_effects(conn: BaseDBAsyncClient, batches: Sequence[Batch],
                         now: datetime) -> None:
     """Apply the effects of the newly stored events, bulk where the type allows."""
-    usage: list[tuple[Any, ...]] = []  # rows in USAGE_COLUMNS order
-    server_logs: list[tuple[Any, ...]] = []  # rows in SERVER_LOG_COLUMNS order
-    requests: list[McpRequestLog] = []
-    activity: dict[tuple[str, str], McpClientActivity] = {}
-    statuses: dict[str, tuple[str, str | None]] = {}  # the last status wins
+    effects = _Effects(now)
     for batch in batches:
-        state = batch.state
+        satellite_id = batch.state.id
         for event in batch.events:
             if not event.new:
                 continue
-            data = event.data
-            installation_id = event.installation.id if event.installation else None
-            if event.usage_row is not None:
-                usage.append(event.usage_row)
+            if event.usage_row is not None:  # the common case first
+                effects.usage.append(event.usage_row)
             elif event.log_rows:
-                server_logs.extend(event.log_rows)
-            elif event.type in _PROCESS_TYPES:
-                await _apply_process(conn, state, event, now)
-            elif event.type == "mcp.server.status_changed":
-                if installation_id is not None:
-                    message = data.get("status_message")
-                    statuses[installation_id] = (
-                        data["status"], message if isinstance(message, str) else None
-                    )
-            elif event.type == "mcp.tools.discovered":
-                if event.installation is not None:
-                    await _replace_tools(conn, event.installation, data["tools"],
-                                         event.occurred_at)
-            elif event.type == "mcp.request.logs":
-                if installation_id is not None:
-                    requests.extend(
-                        McpRequestLog(
-                            installation_id=installation_id, team_id=event.team_id,
-                            satellite_id=state.id,
-                            tool_name=text(item.get("tool_name"), 255) or "",
-                            tool_params=item.get("tool_params"),
-                            response_time_ms=number(item.get("response_time_ms")),
-                            success=item.get("success") is not False,
-                            logged_at=when(item.get("timestamp"), event.occurred_at),
-                        )
-                        for item in data["requests"] if isinstance(item, dict)
-                    )
-            elif event.type == "mcp.client.activity" and event.team_id is not None:
-                activity[(state.id, event.team_id)] = McpClientActivity(
-                    satellite_id=state.id, team_id=event.team_id,
-                    request_count=count(data.get("request_count")),
-                    tool_call_count=count(data.get("tool_call_count")),
-                    last_activity_at=when(data.get("last_activity_at"), event.occurred_at),
-                    updated_at=now,
-                )
-    for installation_id, (status, message) in statuses.items():
-        await _set_installation_status(conn, installation_id, status, message)
-    if usage:
-        await insert_rows(conn, SatelliteUsageLog, USAGE_COLUMNS, usage)
-    if requests:
-        await McpRequestLog.bulk_create(requests, batch_size=500, using_db=conn)
-    if server_logs:
-        await insert_rows(conn, McpServerLog, SERVER_LOG_COLUMNS, server_logs)
-        for installation_id in dict.fromkeys(str(row[0]) for row in server_logs):
-            await _trim_server_logs(conn, installation_id)
-    if activity:
-        await McpClientActivity.bulk_create(
-            list(activity.values()), using_db=conn, on_conflict=["satellite_id", "team_id"],
-            update_fields=["request_count", "tool_call_count", "last_activity_at", "updated_at"],
-        )
+                effects.server_logs.extend(event.log_rows)
+            else:
+                handler = _HANDLERS.get(event.type)
+                if handler is not None:  # unknown types (and logs of no known installation)
+                    handler(effects, satellite_id, event)
+    await effects.write(conn)
 
 
 async def _set_installation_status(conn: BaseDBAsyncClient, installation_id: str, status: str,
@@ -113,76 +203,6 @@ async def _set_installation_status(conn: BaseDBAsyncClient, installation_id: str
     sql = (f'UPDATE "{table}" SET "status" = {mark[0]}, "status_message" = {mark[1]} '  # noqa: S608
            f'WHERE "id" = {mark[2]}')
     await conn.execute_query(sql, [status, message, installation_id])
-
-
-_PROCESS_STATES: dict[str, tuple[ProcessStatus, HealthStatus]] = {
-    "mcp.server.started": (ProcessStatus.RUNNING, HealthStatus.HEALTHY),
-    "mcp.server.crashed": (ProcessStatus.FAILED, HealthStatus.UNHEALTHY),
-    "mcp.server.restarted": (ProcessStatus.RUNNING, HealthStatus.HEALTHY),
-    "mcp.server.dormant": (ProcessStatus.STOPPED, HealthStatus.UNKNOWN),
-    "mcp.server.respawned": (ProcessStatus.RUNNING, HealthStatus.HEALTHY),
-}
-
-
-async def _apply_process(conn: BaseDBAsyncClient, state: SatelliteState, event: Event,
-                         now: datetime) -> None:
-    """Update the process the event names; create its row when the satellite never reported it."""
-    data = event.data
-    server_id = data.get("server_id")
-    if not isinstance(server_id, str) or not server_id:
-        return
-    status, health = _PROCESS_STATES[event.type]
-    fields: dict[str, Any] = {"status": status, "health_status": health, "updated_at": now,
-                              "last_reported_at": event.occurred_at}
-    if event.type == "mcp.server.crashed":
-        fields["error_message"] = (
-            f"exited with code {data.get('exit_code')}, signal {data.get('signal')}"
-            f" after {data.get('uptime_seconds')} s (crash {data.get('crash_count')})"
-        )
-        fields["os_pid"] = None
-    elif event.type == "mcp.server.dormant":
-        fields["os_pid"] = None
-    else:
-        pid = data.get("new_process_id" if event.type == "mcp.server.restarted" else "process_id")
-        fields["os_pid"] = pid if isinstance(pid, int) and is_int(pid) and 0 <= pid < 2**31 \
-            else None
-        fields["started_at"] = event.occurred_at
-        fields["error_message"] = None
-    processes = SatelliteProcess.filter(satellite_id=state.id).using_db(conn)
-    if event.process_id is not None:
-        changed = await processes.filter(process_id=event.process_id).update(**fields)
-    elif event.installation is not None:
-        changed = await processes.filter(installation_id=event.installation.id).update(**fields)
-    else:
-        changed = 0
-    if changed:
-        return
-    await SatelliteProcess.create(
-        using_db=conn, satellite_id=state.id, process_id=server_id,
-        server_name=text(data.get("server_slug"), 255),
-        installation_id=event.installation.id if event.installation else None,
-        team_id=event.team_id, **fields,
-    )
-
-
-async def _replace_tools(conn: BaseDBAsyncClient, installation: Installation,
-                         tools: list[Any], at: datetime) -> None:
-    await McpTool.filter(installation_id=installation.id).using_db(conn).delete()
-    rows = [
-        McpTool(
-            installation_id=installation.id, team_id=installation.team_id,
-            tool_name=item["tool_name"][:255],
-            description=text(item.get("description"), None),
-            input_schema=item.get("input_schema"),
-            token_count=count(item.get("token_count")) if item.get("token_count") is not None
-            else None,
-            discovered_at=at,
-        )
-        for item in tools
-        if isinstance(item, dict) and isinstance(item.get("tool_name"), str)
-    ]
-    if rows:
-        await McpTool.bulk_create(rows, batch_size=500, using_db=conn)
 
 
 async def _trim_server_logs(conn: BaseDBAsyncClient, installation_id: str) -> None:

@@ -1,9 +1,9 @@
 """Event ingestion (docs/protocol.md §10): batches of up to 100 events, partial success.
 
-The steps, each in its own module: `parsing` (each event on its own: a bad or
-unknown event is a failure entry; unknown types are logged at warning here),
-`attribution`, `redaction`, `rows` (building and inserting, idempotent by key),
-`effects`. This module runs them in order and owns the write and the publishing:
+The steps, each in its own module: `parsing` (each event on its own: a bad
+event is a failure entry), `attribution`, `redaction`, `rows` (building and
+inserting, idempotent by key), `effects`. This module runs them in order and
+owns the write and the publishing:
 - the valid events are written in ONE transaction that starts with a write, with
   one bulk insert; batches that arrive while another transaction runs share the
   next one (`common.storage.GroupCommit`: on SQLite every transaction holds the
@@ -11,7 +11,11 @@ unknown event is a failure entry; unknown types are logged at warning here),
   trips); if a shared transaction fails, each batch is retried in its own, and if
   a batch's own transaction fails, each of its events in its own, so one bad
   event never fails the others;
-- every newly stored event is published on `satellite.events` after the commit.
+- every newly stored event is published on `satellite.events` after the commit;
+- a well-formed type this server does not know is stored and published like any
+  other, with no further effect; it is counted by type
+  (`groundstation_unknown_events_total`, bounded labels) and logged at warning
+  level the first time it is seen, not per event.
 """
 
 from __future__ import annotations
@@ -29,7 +33,12 @@ from app.models.ids import new_id
 from app.services.common.clock import iso
 from app.services.common.storage import GroupCommit, group_commit
 from app.services.fleet.state import SatelliteState
-from app.services.telemetry.attribution import attribute, existing_teams, lookup
+from app.services.telemetry.attribution import (
+    attribute,
+    drop_outside_users,
+    existing_teams,
+    lookup,
+)
 from app.services.telemetry.effects import apply_effects
 from app.services.telemetry.model import (
     SERVER_KEY_PREFIX,
@@ -41,6 +50,7 @@ from app.services.telemetry.model import (
 from app.services.telemetry.parsing import parse, type_of
 from app.services.telemetry.redaction import redact_request_logs
 from app.services.telemetry.rows import Batch, insert_events, prepare_rows
+from app.wire.events import REQUIRED_DATA
 
 if TYPE_CHECKING:
     from app.services.fleet.context import FleetContext
@@ -73,9 +83,6 @@ async def ingest_events(rt: FleetContext, state: SatelliteState, raw_events: Seq
             parsed.append(parse(index, raw, nonce))
         except Invalid as error:
             failures.append(EventFailure(index, type_of(raw), str(error)))
-            if str(error).startswith("Unknown event type"):
-                log.warning("unknown event type", extra={
-                    "op": "events", "satellite_id": state.id, "type": type_of(raw)})
     valid: list[Event] = []
     if parsed:
         found = await lookup(state, parsed)
@@ -94,6 +101,7 @@ async def ingest_events(rt: FleetContext, state: SatelliteState, raw_events: Seq
                     failures.append(EventFailure(event.index, event.type,
                                                  f"Unknown team: {event.team_id}"))
             valid.sort(key=lambda event: event.index)
+    await drop_outside_users(valid)
     await redact_request_logs(valid)
     stored = []
     for event in await _store_all(state, valid, failures, rt.clock.now()):
@@ -111,7 +119,20 @@ async def ingest_events(rt: FleetContext, state: SatelliteState, raw_events: Seq
         rt.metrics.events.labels(outcome="replayed").inc(len(stored) - len(fresh))
     if failures:
         rt.metrics.events.labels(outcome="failed").inc(len(failures))
+    _count_unknown(rt, state, fresh)
     return IngestResult([str(event.id) for event in stored], failures)
+
+
+def _count_unknown(rt: FleetContext, state: SatelliteState, fresh: Sequence[Event]) -> None:
+    """Count the new events of unknown types; log each such type the first time."""
+    unknown: dict[str, int] = {}
+    for event in fresh:
+        if event.type not in REQUIRED_DATA:
+            unknown[event.type] = unknown.get(event.type, 0) + 1
+    for event_type, amount in unknown.items():
+        if rt.metrics.count_unknown_events(event_type, amount):
+            log.warning("unknown event type", extra={
+                "op": "events", "satellite_id": state.id, "type": event_type})
 
 
 async def _publish(rt: FleetContext, state: SatelliteState, fresh: Sequence[Event]) -> None:

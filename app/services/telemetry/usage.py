@@ -1,18 +1,23 @@
-"""A team's MCP tool usage, summarised from `satellite_usage_logs` (`usage` in
-docs/graphql.md §3, "MCP catalogue, installations, usage").
+"""A team's MCP usage: tool calls summarised from `satellite_usage_logs`, client
+sessions from `mcp_client_sessions` (`usage` in docs/graphql.md §3, "MCP
+catalogue, installations, usage").
 
-Rows come from `mcp.tool.executed` events (one row per call: tool, server slug,
-duration, success). The summary is computed in the database with a fixed
-number of aggregate queries over one bounded period, so its cost does not
-depend on how many rows it covers:
+Call rows come from `mcp.tool.executed` events (one row per call: tool, server
+slug, duration, success); sessions from `mcp.client.connected`/`disconnected`.
+The summary is computed in the database with a fixed number of aggregate
+queries over one bounded period, so its cost does not depend on how many rows
+it covers:
 
 - the period defaults to the last 30 days (ending now); it may not exceed
   `MAX_PERIOD`, and `from` must not be after `to` (VALIDATION otherwise);
 - `byTool` and `byUser` list at most `MAX_GROUPS` entries, most calls first;
-  `byDay` is one entry per UTC day with calls, oldest first;
+  `byDay` is one entry per UTC day with calls or sessions, oldest first;
 - `p95DurationMs` is the nearest-rank 95th percentile of the calls that
   reported a duration (one indexed ORDER BY … OFFSET query, exact on every
-  database); averages likewise ignore calls without a duration.
+  database); averages likewise ignore calls without a duration;
+- a session counts on the day it began (`session_start`); a client is one
+  combination of client type, user agent and address, counted once per day in
+  `byDay` and once over the period in the totals.
 
 Visibility is the scope chokepoint's (usage rows are team-owned): a team the
 caller is not a member of answers NOT_FOUND, before the period is checked.
@@ -25,16 +30,19 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from pypika_tortoise.context import SqlContext
 from pypika_tortoise.functions import Date
-from tortoise.expressions import Function, Q
+from pypika_tortoise.terms import Function as SqlFunction
+from tortoise.expressions import F, Function, Q
 from tortoise.functions import Avg, Count
 from tortoise.queryset import QuerySet
 
 from app.errors import ValidationError
-from app.models import SatelliteUsageLog, User
+from app.models import McpClientSession, SatelliteUsageLog, User
 from app.services.common.clock import utcnow
 from app.services.people import reads
 from app.services.people.principals import Principal
+from app.services.telemetry import reads as reports
 
 DEFAULT_PERIOD = timedelta(days=30)
 MAX_PERIOD = timedelta(days=366)
@@ -46,6 +54,28 @@ class _Day(Function):
     """The calendar day of a timestamp (`DATE(x)`: SQLite and PostgreSQL alike)."""
 
     database_func = Date
+
+
+class _Joined(SqlFunction):
+    """Its arguments as one string (`COALESCE(a, '') || '|' || …`, SQLite and PostgreSQL
+    alike; SQLite before 3.44 has no CONCAT), so that COUNT(DISTINCT …) counts distinct
+    combinations."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__("", *args)
+
+    def get_function_sql(self, ctx: SqlContext) -> str:
+        parts = (f"COALESCE({self.get_arg_sql(arg, ctx)}, '')" for arg in self.args)
+        return "(" + " || '|' || ".join(parts) + ")"
+
+
+class _Client(Function):
+    """Who connected: the client type, user agent and address of a session."""
+
+    database_func = _Joined
+
+    def __init__(self) -> None:
+        super().__init__("client_type", F("user_agent"), F("ip_address"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +92,8 @@ class DayUsage:
     date: date
     calls: int
     errors: int
+    sessions: int = 0
+    distinct_clients: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +113,8 @@ class UsageSummary:
     by_tool: list[ToolUsage]
     by_day: list[DayUsage]
     by_user: list[UserUsage]
+    total_sessions: int = 0
+    distinct_clients: int = 0
 
 
 def _aware(value: datetime) -> datetime:
@@ -119,9 +153,27 @@ async def _percentile(logs: QuerySet[SatelliteUsageLog], timed: int) -> float | 
     return _float(values[0]) if values else None
 
 
-async def summarize_usage(logs: QuerySet[SatelliteUsageLog], start: datetime, end: datetime
+async def _session_figures(sessions: QuerySet[McpClientSession], start: datetime,
+                           end: datetime) -> tuple[dict[str, Any], dict[date, tuple[int, int]]]:
+    """Sessions and distinct clients over the period, and per day: {day: (sessions, clients)}."""
+    sessions = sessions.order_by().annotate(started=reports.session_start()).filter(
+        started__gte=start, started__lte=end)
+    # Aggregates take a function at run time (Function.resolve); the stubs say fields only.
+    clients = Count(_Client(), distinct=True)  # type: ignore[arg-type]
+    [totals] = await sessions.annotate(sessions=Count("id"), clients=clients).values(
+        "sessions", "clients")
+    days = await sessions.annotate(day=_Day(reports.session_start()), sessions=Count("id"),
+                                   clients=clients).group_by("day").values(
+        "day", "sessions", "clients")
+    return totals, {_day(row["day"]): (int(row["sessions"]), int(row["clients"]))
+                    for row in days}
+
+
+async def summarize_usage(logs: QuerySet[SatelliteUsageLog],
+                          sessions: QuerySet[McpClientSession], start: datetime, end: datetime
                           ) -> UsageSummary:
-    """The summary of the (already scoped) usage rows `logs` within `[start, end]`."""
+    """The summary of the (already scoped) usage rows `logs` and client `sessions` within
+    `[start, end]`."""
     logs = logs.filter(occurred_at__gte=start, occurred_at__lte=end)
     errors = Count("id", _filter=Q(success=False))
     [totals] = await logs.annotate(
@@ -132,7 +184,9 @@ async def summarize_usage(logs: QuerySet[SatelliteUsageLog], start: datetime, en
     ).group_by("tool_name", "server_slug").order_by("-calls", "tool_name", "server_slug").limit(
         MAX_GROUPS).values("tool_name", "server_slug", "calls", "errors", "avg")
     days = await logs.annotate(day=_Day("occurred_at"), calls=Count("id"), errors=errors
-                               ).group_by("day").order_by("day").values("day", "calls", "errors")
+                               ).group_by("day").values("day", "calls", "errors")
+    calls_by_day = {_day(row["day"]): (int(row["calls"]), int(row["errors"])) for row in days}
+    session_totals, sessions_by_day = await _session_figures(sessions, start, end)
     users = await logs.filter(user_id__isnull=False).annotate(calls=Count("id")).group_by(
         "user_id").order_by("-calls", "user_id").limit(MAX_GROUPS).values("user_id", "calls")
     people = {row.id: row for row in await User.filter(id__in=[row["user_id"] for row in users])}
@@ -143,10 +197,12 @@ async def summarize_usage(logs: QuerySet[SatelliteUsageLog], start: datetime, en
         p95_duration_ms=await _percentile(logs, int(totals["timed"] or 0)),
         by_tool=[ToolUsage(row["tool_name"], row["server_slug"], int(row["calls"]),
                            int(row["errors"]), _float(row["avg"])) for row in tools],
-        by_day=[DayUsage(_day(row["day"]), int(row["calls"]), int(row["errors"]))
-                for row in days],
+        by_day=[DayUsage(day, *calls_by_day.get(day, (0, 0)), *sessions_by_day.get(day, (0, 0)))
+                for day in sorted(calls_by_day.keys() | sessions_by_day.keys())],
         by_user=[UserUsage(people[row["user_id"]], int(row["calls"]))
                  for row in users if row["user_id"] in people],
+        total_sessions=int(session_totals["sessions"] or 0),
+        distinct_clients=int(session_totals["clients"] or 0),
     )
 
 
@@ -156,7 +212,9 @@ async def team_usage(principal: Principal, team_id: str, *, start: datetime | No
     (by default the 30 days before `now`)."""
     await reads.require_team(principal, team_id)
     start, end = usage_period(start, end, now)
-    return await summarize_usage(reads.usage_logs(principal, team_id=team_id), start, end)
+    return await summarize_usage(reads.usage_logs(principal, team_id=team_id),
+                                 reports.client_sessions(principal, team_id=team_id),
+                                 start, end)
 
 
 __all__ = [

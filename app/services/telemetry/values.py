@@ -7,10 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 
-def is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def number(value: Any) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
@@ -38,3 +34,11 @@ def when(value: Any, default: datetime) -> datetime:
             return default
         return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
     return default
+
+
+def int32(value: Any) -> int | None:
+    """A whole number that fits a 32-bit column, else None."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == value \
+            and -2**31 <= value < 2**31 and value == int(value):
+        return int(value)
+    return None
