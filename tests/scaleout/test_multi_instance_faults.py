@@ -45,6 +45,7 @@ COMMAND = """query($id: ID!) { command(id: $id) {
   status result errorMessage attempts late } }"""
 COMMANDS = """query($id: ID!) { commands(satelliteId: $id) { totalCount } }"""
 COMMAND_UPDATED = """subscription($id: ID!) { commandUpdated(satelliteId: $id) { id status } }"""
+CANCEL = """mutation($id: ID!) { cancelCommand(id: $id) { id status } }"""
 METRICS = """subscription($id: ID!) { satelliteMetrics(satelliteId: $id) { satelliteId } }"""
 
 
@@ -151,6 +152,14 @@ async def test_a_result_reported_again_to_the_other_instance_completes_the_comma
             updates = Subscription(socket, await socket.subscribe(
                 COMMAND_UPDATED, {"id": c.satellite_id}))
             await until_subscribed(http, c.b, before)
+            # B's gauge counts the subscription before B's Redis SUBSCRIBE is confirmed: a
+            # warm-up command (enqueued and cancelled on A) seen on B proves A reaches B.
+            warm = await graphql(http, c.a, c.session, ENQUEUE, {"id": c.satellite_id})
+            warm_id = warm["enqueueCommand"]["id"]
+            await graphql(http, c.a, c.session, CANCEL, {"id": warm_id})
+            while (await updates.next())["commandUpdated"] != {"id": warm_id,
+                                                                 "status": "CANCELLED"}:
+                pass
             created = await graphql(http, c.a, c.session, ENQUEUE, {"id": c.satellite_id})
             command_id = created["enqueueCommand"]["id"]
             [delivered] = await poll(http, c.a, c, wait=2)
@@ -179,7 +188,7 @@ async def test_a_result_reported_again_to_the_other_instance_completes_the_comma
                                           "result": {"ok": True, "latency_ms": 12},
                                           "errorMessage": None, "attempts": 1, "late": False}
             listed = await graphql(http, c.a, c.session, COMMANDS, {"id": c.satellite_id})
-            assert listed["commands"]["totalCount"] == 1
+            assert listed["commands"]["totalCount"] == 2  # the cancelled warm-up and this one
             # One update on the live stream: the next one is for a command created after
             # all the reports (A publishes it after B answered them).
             sentinel = await graphql(http, c.a, c.session, ENQUEUE, {"id": c.satellite_id})
