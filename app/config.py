@@ -77,6 +77,11 @@ class Settings:
     session_cache_seconds: float = 5.0
     login_failure_limit: int = 10
     login_failure_window_seconds: int = 300
+    # Argon2id cost of people's password hashes (argon2-cffi's defaults, RFC 9106's
+    # low-memory profile); hashes made at another cost are redone at the next login.
+    password_hash_time_cost: int = 3
+    password_hash_memory_kib: int = 64 * 1024
+    password_hash_parallelism: int = 4
     # Per-satellite token buckets (requests per second, burst)
     poll_rate_per_second: float = 1.0
     poll_burst: int = 30
@@ -204,6 +209,12 @@ def _validate(settings: Settings) -> None:
     if settings.heartbeat_interval < 1 or settings.offline_threshold < settings.heartbeat_interval:
         raise SettingsError(
             "GROUNDSTATION_OFFLINE_THRESHOLD must be at least GROUNDSTATION_HEARTBEAT_INTERVAL"
+        )
+    if (settings.password_hash_time_cost < 1 or settings.password_hash_parallelism < 1
+            or settings.password_hash_memory_kib < 8 * settings.password_hash_parallelism):
+        raise SettingsError(
+            "GROUNDSTATION_PASSWORD_HASH_TIME_COST and GROUNDSTATION_PASSWORD_HASH_PARALLELISM "
+            "must be at least 1 and GROUNDSTATION_PASSWORD_HASH_MEMORY_KIB at least 8 per lane"
         )
     if settings.secret_key is not None and len(settings.secret_key) < 32:
         raise SettingsError("SECRET_KEY must be at least 32 characters")

@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from app.auth.keys import DerivedKeys
+from app.auth.passwords import PasswordCost, Passwords
 from app.auth.secrets import SecretBox, build_secret_box
 from app.bus import Bus, create_bus
 from app.config import Settings
@@ -43,6 +44,7 @@ class Runtime:
     rate_limits: SatelliteRateLimits
     heartbeats: HeartbeatRecorder
     secrets: SecretBox
+    passwords: Passwords
     clock: Clock = SYSTEM_CLOCK
     metrics: Metrics = field(default_factory=Metrics)
     # Open subscriptions and SSE streams, by session (ended on logout, shutdown).
@@ -84,6 +86,11 @@ def build_runtime(
         rate_limits=SatelliteRateLimits(settings, limits),
         heartbeats=HeartbeatRecorder(settings, metrics, clock),
         secrets=build_secret_box(settings, keys.encryption_default),
+        passwords=Passwords(PasswordCost(
+            time_cost=settings.password_hash_time_cost,
+            memory_kib=settings.password_hash_memory_kib,
+            parallelism=settings.password_hash_parallelism,
+        )),
         clock=clock,
         metrics=metrics,
         session_cache=SessionCache(ttl=settings.session_cache_seconds),

@@ -68,3 +68,16 @@ def test_runtime_refuses_malformed_encryption_keys_naming_the_entry(tmp_path: Pa
     )
     with pytest.raises(SettingsError, match="ENCRYPTION_KEYS: entry 1"):
         build_runtime(settings)
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("GROUNDSTATION_PASSWORD_HASH_TIME_COST", "0"),
+    ("GROUNDSTATION_PASSWORD_HASH_PARALLELISM", "0"),
+    ("GROUNDSTATION_PASSWORD_HASH_MEMORY_KIB", "16"),  # under 8 KiB per lane (4 lanes)
+])
+def test_password_hash_costs_argon2_cannot_use_are_refused(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        load_settings({"DATABASE_URL": f"sqlite://{tmp_path / 'gs.db'}", variable: value},
+                      dotenv=None)

@@ -13,7 +13,7 @@ from tortoise import Tortoise, connections
 
 from app.config import Settings, SettingsError, settings_from_mapping
 from app.db import _PG_MIGRATION_LOCK_KEY, close_database, database_url, open_database
-from tests.fixtures.server import eventually, make_settings, postgres_only
+from tests.fixtures.server import database_url_for, eventually, make_settings, postgres_only
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,7 +81,7 @@ async def assert_migrated_once(settings: Settings) -> None:
 
 async def test_processes_starting_together_migrate_once(tmp_path: Path) -> None:
     # Runs on both backends: a file lock beside SQLite, an advisory lock on PostgreSQL.
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, database_url=database_url_for(tmp_path, migrated=False))
     processes = [await start_opening(settings) for _ in range(3)]
     await asyncio.gather(*(finished_cleanly(process) for process in processes))
     await assert_migrated_once(settings)
@@ -91,7 +91,7 @@ async def test_processes_starting_together_migrate_once(tmp_path: Path) -> None:
 async def test_a_starting_process_waits_for_the_migration_lock(tmp_path: Path) -> None:
     # Another instance is migrating (holds the advisory lock): a starting process waits
     # on the lock without touching the schema, then migrates once it is released.
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, database_url=database_url_for(tmp_path, migrated=False))
     holder = await asyncpg.connect(settings.database_url)
     try:
         await holder.execute("SELECT pg_advisory_lock($1)", _PG_MIGRATION_LOCK_KEY)

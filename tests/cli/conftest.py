@@ -49,6 +49,9 @@ def cli_environment(settings: Settings, **extra: str) -> dict[str, str]:
     }
     env["DATABASE_URL"] = settings.database_url
     env["SECRET_KEY"] = settings.secret_key or ""
+    for name in ("password_hash_time_cost", "password_hash_memory_kib",
+                 "password_hash_parallelism"):  # the test cost, as the server has it
+        env[env_name(name)] = str(getattr(settings, name))
     env["PYTHONPATH"] = str(ROOT)
     env.update(extra)
     return env

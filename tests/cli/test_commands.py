@@ -9,7 +9,6 @@ import re
 
 import aiohttp
 
-from app.auth.passwords import verify_password
 from app.models import RegistrationToken, SatelliteCommand, TeamMembership, User
 from app.models.enums import (
     CommandPriority,
@@ -53,7 +52,7 @@ async def test_admin_create_prints_the_id_of_a_new_global_admin(cli: Cli, rt: Ru
     user = await User.get(id=result.stdout.strip())
     assert user.email == "admin@example.com"
     assert user.global_role is GlobalRole.GLOBAL_ADMIN
-    assert await verify_password(user.password_hash, PASSWORD)
+    assert await rt.passwords.verify(user.password_hash, PASSWORD)
 
 
 async def test_admin_password_can_come_from_the_environment(cli: Cli, rt: Runtime) -> None:
@@ -61,7 +60,7 @@ async def test_admin_password_can_come_from_the_environment(cli: Cli, rt: Runtim
                        env={"GROUNDSTATION_ADMIN_PASSWORD": PASSWORD})
     assert result.returncode == 0, result.stderr
     user = await User.get(id=result.line)
-    assert await verify_password(user.password_hash, PASSWORD)
+    assert await rt.passwords.verify(user.password_hash, PASSWORD)
 
 
 async def test_team_create_prints_the_team_id_and_makes_the_named_user_its_admin(

@@ -321,10 +321,13 @@ LIVE_ISOLATION_TESTS = {
 
 
 def _stream_routes() -> set[str]:
+    from app.config import Settings
     from app.main import create_app
-    from tests.fixtures.server import make_settings
+    from tests.fixtures.server import TEST_SECRET
 
-    app = create_app(make_settings(Path("/nonexistent")))
+    # Only the routes are read: no database is opened (the app is never started).
+    app = create_app(Settings(database_url="sqlite:///nonexistent/unused.db",
+                              secret_key=TEST_SECRET))
     return {resource.canonical for resource in app.router.resources()
             if resource.canonical.startswith("/api/stream/")}
 

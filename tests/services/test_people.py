@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from app.auth.passwords import verify_password, verify_unknown_user
+from app.auth.passwords import PasswordCost, Passwords
+from app.config import Settings
 from app.errors import Conflict, NotFound, ValidationError
-from app.models import AuditEntry, TeamMembership
+from app.models import AuditEntry, TeamMembership, User
 from app.models.enums import GlobalRole, TeamRole
-from app.runtime import Runtime
+from app.runtime import Runtime, build_runtime
 from app.services.common.actors import CLI_ACTOR
+from app.services.people.sessions import login
 from app.services.people.teams import create_team, get_team, get_team_by_slug
 from app.services.people.users import create_user, get_user_by_email
-from tests.fixtures.people import TeamFactory
+from tests.fixtures.people import PASSWORD, TeamFactory, UserFactory
 
 
 async def test_user_email_is_normalised_and_password_hashed(rt: Runtime) -> None:
@@ -27,8 +29,8 @@ async def test_user_email_is_normalised_and_password_hashed(rt: Runtime) -> None
     assert user.global_role is GlobalRole.GLOBAL_ADMIN
     assert user.password_hash.startswith("$argon2id$")
     assert "analytical engine" not in user.password_hash
-    assert await verify_password(user.password_hash, "analytical engine")
-    assert not await verify_password(user.password_hash, "analytical engine!")
+    assert await rt.passwords.verify(user.password_hash, "analytical engine")
+    assert not await rt.passwords.verify(user.password_hash, "analytical engine!")
     assert (await get_user_by_email("ADA@example.com")).id == user.id
     entry = await AuditEntry.get(action="user.created", object_id=user.id)
     assert "analytical engine" not in str(entry.details)
@@ -75,7 +77,28 @@ async def test_duplicate_email_in_any_case_is_email_taken(rt: Runtime) -> None:
 async def test_unknown_email_is_not_found_and_dummy_verify_is_false(rt: Runtime) -> None:
     with pytest.raises(NotFound):
         await get_user_by_email("nobody@example.com")
-    assert await verify_unknown_user("anything") is False
+    assert await rt.passwords.verify_unknown_user("anything") is False
+
+
+def test_password_hashes_cost_rfc_9106_low_memory_unless_configured() -> None:
+    # The default cost is argon2-cffi's (RFC 9106 low-memory profile); the test suite
+    # configures a cheaper one, so this pins what a real deployment gets.
+    default = build_runtime(Settings(database_url="sqlite://unused.db", secret_key="k" * 32))
+    assert default.passwords.hash_prefix() == "$argon2id$v=19$m=65536,t=3,p=4$"
+    cheap = Passwords(PasswordCost(time_cost=1, memory_kib=1024, parallelism=1))
+    assert cheap.hash_prefix() == "$argon2id$v=19$m=1024,t=1,p=1$"
+
+
+async def test_a_hash_of_another_cost_is_redone_at_the_next_login(
+    rt: Runtime, make_user: UserFactory
+) -> None:
+    user = await make_user()
+    older = Passwords(PasswordCost(time_cost=2, memory_kib=2048, parallelism=1))
+    await User.filter(id=user.id).update(password_hash=await older.hash(PASSWORD))
+    await login(rt, email=user.email, password=PASSWORD, address=None)
+    stored = (await User.get(id=user.id)).password_hash
+    assert stored.startswith(rt.passwords.hash_prefix())
+    assert await rt.passwords.verify(stored, PASSWORD)
 
 
 async def test_team_with_admin_makes_a_team_admin_membership(rt: Runtime) -> None:

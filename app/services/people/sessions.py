@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from app.auth.passwords import hash_password, needs_rehash, verify_password, verify_unknown_user
 from app.bus import Channels
 from app.errors import Unauthenticated, ValidationError
 from app.models import Session, User
@@ -76,9 +75,9 @@ async def _check_password(rt: PeopleContext, user: User | None, password: str,
     if len(password) > MAX_PASSWORD_LENGTH:  # bounds the Argon2 work a client can ask for
         ok = False
     elif user is None:
-        ok = await verify_unknown_user(password)
+        ok = await rt.passwords.verify_unknown_user(password)
     else:
-        ok = await verify_password(user.password_hash, password)
+        ok = await rt.passwords.verify(user.password_hash, password)
     if ok:
         for key in keys:
             await rt.login_failures.release(key)
@@ -96,8 +95,8 @@ async def login(
         await record_audit("user.login_failed", actor=anonymous_actor(address),
                            object_type="user", object_id=user.id if user else None)
         raise Unauthenticated(_INVALID_LOGIN, code="invalid_credentials")
-    if needs_rehash(user.password_hash):
-        user.password_hash = await hash_password(password)
+    if rt.passwords.needs_rehash(user.password_hash):
+        user.password_hash = await rt.passwords.hash(password)
         await User.filter(id=user.id).update(password_hash=user.password_hash)
     token = secrets.token_urlsafe(TOKEN_BYTES)
     now = rt.clock.now()
@@ -174,7 +173,7 @@ async def change_password(
             f"Passwords have {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
             details=[{"field": "newPassword", "message": "invalid length"}],
         )
-    await User.filter(id=user.id).update(password_hash=await hash_password(new_password),
+    await User.filter(id=user.id).update(password_hash=await rt.passwords.hash(new_password),
                                          updated_at=rt.clock.now())
     others: list[str] = await Session.filter(user_id=user.id).exclude(  # type: ignore[assignment]
         id=principal.session_id or ""

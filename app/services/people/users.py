@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 from tortoise.exceptions import IntegrityError
 
-from app.auth.passwords import hash_password
 from app.errors import Conflict, NotFound, ValidationError
 from app.models import User
 from app.models.enums import GlobalRole
@@ -52,7 +51,7 @@ async def create_user(
         )
     if await User.exists(email=normalized):
         raise Conflict("A user with this email already exists", code="email_taken")
-    password_hash = await hash_password(password)
+    password_hash = await rt.passwords.hash(password)
     try:
         user = await User.create(
             email=normalized, password_hash=password_hash, global_role=GlobalRole(global_role)
