@@ -33,7 +33,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -185,10 +185,20 @@ def warm_up(base_url: str, fleet: list[BenchSatellite]) -> None:
                     raise RuntimeError(f"warm-up {suffix} answered {response.status}")
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc), else None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # After the command name: state is field 3, utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
     name: str, args: argparse.Namespace, tool: str, base_url: str, targets: list[Target],
     method: str = "GET", body: str | None = None,
-    before_measuring: Callable[[], None] | None = None,
+    before_measuring: Callable[[], None] | None = None, server_pid: int | None = None,
 ) -> LoadResult:
     def load(duration: float) -> LoadResult:
         return run_load(tool, base_url, targets, method=method, body=body, duration=duration,
@@ -200,9 +210,15 @@ def measure(
     if before_measuring is not None:
         before_measuring()
     progress(f"measuring {name} for {args.duration:g} s with {tool}")
+    cpu_before = None if server_pid is None else process_cpu_seconds(server_pid)
     result = load(args.duration)
+    cpu_after = None if server_pid is None else process_cpu_seconds(server_pid)
+    if cpu_before is not None and cpu_after is not None:
+        result = replace(result, server_cpu_seconds=cpu_after - cpu_before)
+    per_request = result.server_cpu_us_per_request
     progress(f"  {result.requests_per_second:,.0f} req/s, {result.non_2xx} non-2xx, "
-             f"{result.socket_errors} socket errors, p99 {result.latency_p99_ms:.1f} ms")
+             f"{result.socket_errors} socket errors, p99 {result.latency_p99_ms:.1f} ms"
+             + ("" if per_request is None else f", server CPU {per_request:,.0f} µs/request"))
     return result
 
 
@@ -222,10 +238,17 @@ def ratio(results: dict[str, LoadResult], name: str) -> float:
 
 
 def markdown_table(results: dict[str, LoadResult]) -> str:
+    def cpu(result: LoadResult) -> str:
+        per_request = result.server_cpu_us_per_request
+        return "" if per_request is None else f"{per_request:,.0f}"
+
+    bare = results["bare"]
     rows = [
-        "| path | req/s | ratio to bare aiohttp | budget | within budget |",
-        "|---|---:|---:|---:|---|",
-        f"| bare aiohttp JSON endpoint | {results['bare'].requests_per_second:,.0f} | 100% | | |",
+        "| path | req/s | ratio to bare aiohttp | budget | within budget "
+        "| server CPU µs/request |",
+        "|---|---:|---:|---:|---|---:|",
+        f"| bare aiohttp JSON endpoint | {bare.requests_per_second:,.0f} | 100% | | "
+        f"| {cpu(bare)} |",
     ]
     for name, label in LABELS.items():
         if name not in results:
@@ -243,7 +266,8 @@ def markdown_table(results: dict[str, LoadResult]) -> str:
         else:
             verdict, budget = "", "none"
         shown = f"{share:.0%}" if share >= 0.1 else f"{share:.1%}"
-        rows.append(f"| {label} | {rate} | {shown} | {budget} | {verdict} |")
+        rows.append(f"| {label} | {rate} | {shown} | {budget} | {verdict} "
+                    f"| {cpu(results[name])} |")
     return "\n".join(rows)
 
 
@@ -334,7 +358,8 @@ def measure_all(args: argparse.Namespace, tool: str, settings: Settings, env: di
     bare_port = free_port()
     progress("starting the bare aiohttp endpoint and `groundstation serve`")
     with (
-        child([sys.executable, "-m", "benchmarks.bare_server", "--port", str(bare_port)], env),
+        child([sys.executable, "-m", "benchmarks.bare_server", "--port", str(bare_port)],
+              env) as bare,
         child([sys.executable, "-m", "app.cli", "serve", "--port", "0"], env) as server,
     ):
         base_url = read_line(server, timeout=60)
@@ -347,14 +372,16 @@ def measure_all(args: argparse.Namespace, tool: str, settings: Settings, env: di
         time.sleep(settle)
 
         observer = DatabaseObserver(database)
-        results = {"bare": measure("bare aiohttp JSON", args, tool, bare_url, [Target("/json")])}
+        results = {"bare": measure("bare aiohttp JSON", args, tool, bare_url, [Target("/json")],
+                                   server_pid=bare.pid)}
         changed: bool | None = None
         written: int | None = None
         if "poll" in args.paths:
             polls = [Target(f"/api/satellites/{s.id}/commands?limit=10", s.authorization)
                      for s in fleet]
             version_before = observer.data_version()
-            results["poll"] = measure("idle authenticated poll", args, tool, base_url, polls)
+            results["poll"] = measure("idle authenticated poll", args, tool, base_url, polls,
+                                      server_pid=server.pid)
             changed = observer.data_version() != version_before
 
         if "heartbeat" in args.paths:
@@ -368,7 +395,7 @@ def measure_all(args: argparse.Namespace, tool: str, settings: Settings, env: di
                      for s in fleet]
             results["heartbeat"] = measure(
                 "heartbeat", args, tool, base_url, beats, method="POST", body=HEARTBEAT_BODY,
-                before_measuring=count_history_after_warm_up,
+                before_measuring=count_history_after_warm_up, server_pid=server.pid,
             )
             written = settled_count(observer, "satellite_heartbeats", settle) - history[0]
 
@@ -377,23 +404,26 @@ def measure_all(args: argparse.Namespace, tool: str, settings: Settings, env: di
             check_events(base_url, fleet[0], body)
             posts = [Target(f"/api/satellites/{s.id}/events", s.authorization) for s in fleet]
             results["events"] = measure(f"event ingestion ({EVENTS_PER_BATCH}-event batches)",
-                                        args, tool, base_url, posts, method="POST", body=body)
+                                        args, tool, base_url, posts, method="POST", body=body,
+                                        server_pid=server.pid)
 
         if "dashboard" in args.paths and session is not None:
             body = json.dumps({"query": DASHBOARD_QUERY})
             check_dashboard(base_url, session, body)
             queries = [Target("/graphql", f"Bearer {session}")]
             results["dashboard"] = measure("GraphQL dashboard query", args, tool, base_url,
-                                           queries, method="POST", body=body)
+                                           queries, method="POST", body=body,
+                                           server_pid=server.pid)
 
         if "config" in args.paths:
             etags = config_etags(base_url, fleet)
             fetches = [Target(f"/api/satellites/{s.id}/config", s.authorization) for s in fleet]
-            results["config"] = measure("config fetch (200)", args, tool, base_url, fetches)
+            results["config"] = measure("config fetch (200)", args, tool, base_url, fetches,
+                                        server_pid=server.pid)
             conditional = [Target(f"/api/satellites/{s.id}/config", s.authorization, etags[s.id])
                            for s in fleet]
             results["config_304"] = measure("config fetch (304)", args, tool, base_url,
-                                            conditional)
+                                            conditional, server_pid=server.pid)
         observer.close()
     return Measurements(results, changed, written)
 
