@@ -126,7 +126,7 @@ async def record_command_result(
     for _ in range(2):  # retry once if the row changed between our read and write
         command = await SatelliteCommand.get_or_none(id=command_id, satellite_id=state.id)
         if command is None:
-            raise NotFound("Command not found for this satellite", code="command_not_found")
+            raise NotFound("Command not found", code="command_not_found")
         plan = _plan_result(command, status, result, error_message, rt.clock.now(), lease)
         if not plan.changes:
             rt.metrics.command_results.labels(
