@@ -43,6 +43,11 @@ class Settings:
     metrics_token: str | None = None
     debug: bool = False
     log_level: str = "INFO"
+    # Access log (docs/operations.md §6): one JSON line per request; the hot satellite
+    # routes are sampled, errors and slow requests always logged.
+    access_log: bool = True
+    access_log_sample_rate: float = 0.01
+    access_log_slow_ms: float = 1000.0
 
     # Satellite cadence and liveness
     heartbeat_interval: int = 30
@@ -216,6 +221,10 @@ def _validate(settings: Settings) -> None:
             "GROUNDSTATION_PASSWORD_HASH_TIME_COST and GROUNDSTATION_PASSWORD_HASH_PARALLELISM "
             "must be at least 1 and GROUNDSTATION_PASSWORD_HASH_MEMORY_KIB at least 8 per lane"
         )
+    if not 0.0 <= settings.access_log_sample_rate <= 1.0:
+        raise SettingsError("GROUNDSTATION_ACCESS_LOG_SAMPLE_RATE must be between 0 and 1")
+    if not settings.access_log_slow_ms >= 0:  # NaN too
+        raise SettingsError("GROUNDSTATION_ACCESS_LOG_SLOW_MS must be 0 or more")
     if settings.secret_key is not None and len(settings.secret_key) < 32:
         raise SettingsError("SECRET_KEY must be at least 32 characters")
 

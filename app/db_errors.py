@@ -20,6 +20,9 @@ from tortoise.exceptions import ValidationError as FieldValidationError
 from app.errors import Unavailable, ValidationError
 
 RETRY_AFTER_SECONDS = 5
+# The one wording of "the database did not answer", wherever it is said (REST, GraphQL,
+# /api/health).
+DATABASE_UNREACHABLE = "The database is unreachable; retry shortly"
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (DBConnectionError, ConnectionError)
 _VALUE_ERRORS: tuple[type[BaseException], ...] = (FieldValidationError, UnicodeEncodeError)
 try:  # asyncpg is installed with the PostgreSQL extra of tortoise
@@ -51,8 +54,7 @@ def database_unavailable(error: BaseException) -> Unavailable | None:
     """The 503 for a database connection failure (also when wrapped), else None."""
     if not _in_chain(error, _CONNECTION_ERRORS):
         return None
-    unavailable = Unavailable("The database is unreachable; retry shortly",
-                              code="database_unavailable")
+    unavailable = Unavailable(DATABASE_UNREACHABLE, code="database_unavailable")
     unavailable.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return unavailable
 
@@ -66,4 +68,5 @@ def unstorable_value(error: BaseException) -> ValidationError | None:
         "(NUL, unpaired surrogates); no object has such an id")
 
 
-__all__ = ["RETRY_AFTER_SECONDS", "database_unavailable", "unstorable_value"]
+__all__ = ["DATABASE_UNREACHABLE", "RETRY_AFTER_SECONDS", "database_unavailable",
+           "unstorable_value"]

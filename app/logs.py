@@ -5,10 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+# The id of the request being handled (set by app/rest/access.py): every line logged
+# while handling it carries `request_id` (docs/operations.md §6).
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    return REQUEST_ID.get()
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,6 +31,10 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 payload[key] = value
+        if "request_id" not in payload:
+            request_id = REQUEST_ID.get()
+            if request_id is not None:
+                payload["request_id"] = request_id
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
         return json.dumps(payload, default=str)
@@ -33,6 +46,6 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # aiohttp's access log duplicates our request metrics and logs query strings.
+    # aiohttp's access log logs raw paths with query strings; ours (`app.access`) does not.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("tortoise").setLevel(logging.WARNING)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import platform
 import time
 from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -13,36 +15,51 @@ from aiohttp import web
 from app.config import Settings
 from app.db import close_database, open_database
 from app.jobs.runner import start_jobs
+from app.redis_url import safe_url
+from app.rest.access import add_request_id_header, observe_middleware
 from app.rest.context import RUNTIME_KEY
 from app.rest.cors import add_cors_headers, cors_middleware
-from app.rest.errors import Handler, error_middleware
-from app.rest.routes import add_routes
+from app.rest.errors import error_middleware
+from app.rest.routes import SAMPLED_ROUTES, add_routes
 from app.runtime import Runtime, build_runtime
+from app.version import VERSION
 
 log = logging.getLogger(__name__)
 
+@dataclass(slots=True)
+class _ShutdownClock:
+    """time.monotonic() when shutdown began (for the duration in its last log line)."""
 
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as http_error:
-        status = http_error.status
-        raise
-    finally:
-        resource = request.match_info.route.resource
-        template = resource.canonical if resource is not None else "unmatched"
-        request.app[RUNTIME_KEY].metrics.requests.labels(
-            request.method, template, str(status)
-        ).inc()
+    started: float | None = None
+
+
+_SHUTDOWN_CLOCK = web.AppKey("shutdown_clock", _ShutdownClock)
+
+
+def log_serving(app: web.Application, url: str) -> None:
+    """The start-up line, once the socket is bound (docs/operations.md §6). The database
+    URL is shown without its password and query (which may hold one)."""
+    rt = app[RUNTIME_KEY]
+    log.info("serving", extra={
+        "op": "startup", "url": url, "version": VERSION,
+        "python": platform.python_version(),
+        "database": safe_url(rt.settings.database_url.split("?", 1)[0]),
+        "bus": "redis" if rt.settings.redis_url else "in-process",
+        "instance_id": rt.instance_id,
+    })
+
+
+def _warn_if_debug(settings: Settings) -> None:
+    if settings.debug:
+        log.warning("debug mode is on (GROUNDSTATION_DEBUG): GraphiQL is served at /graphql "
+                    "to anyone who can reach it; turn it off in production",
+                    extra={"op": "startup", "setting": "GROUNDSTATION_DEBUG"})
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME_KEY]
     await open_database(rt.settings)
+    _warn_if_debug(rt.settings)
     try:
         await rt.bus.start()
         await rt.fleet.load()
@@ -69,6 +86,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                       extra={"op": "shutdown", "history_rows": rt.heartbeats.pending_history,
                              "satellites": rt.heartbeats.pending_satellites})
         await _bounded("closing the database", close_database(), STEP_SECONDS / 2)
+        started = app[_SHUTDOWN_CLOCK].started
+        if started is not None:
+            log.info("shutdown complete", extra={
+                "op": "shutdown", "instance_id": rt.instance_id,
+                "duration_ms": round((time.monotonic() - started) * 1000)})
 
 
 # The final steps after the shutdown timeout (flush, close) get this long each.
@@ -106,6 +128,16 @@ def _retrieve(task: asyncio.Future[object]) -> None:
         task.exception()
 
 
+async def _shutdown_begins(app: web.Application) -> None:
+    """The first shutdown step: says what is about to be closed."""
+    rt = app[RUNTIME_KEY]
+    app[_SHUTDOWN_CLOCK].started = time.monotonic()
+    held = rt.metrics.registry.get_sample_value("groundstation_held_polls") or 0
+    log.info("shutdown begins", extra={
+        "op": "shutdown", "instance_id": rt.instance_id, "held_polls": int(held),
+        "live_connections": len(rt.live)})
+
+
 async def _answer_held_polls(app: web.Application) -> None:
     """Shutdown step one: held long polls return (empty) so in-flight requests can finish."""
     rt = app[RUNTIME_KEY]
@@ -119,11 +151,14 @@ async def _answer_held_polls(app: web.Application) -> None:
 def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Application:
     """Build the app; the database opens (and migrates) when the app starts."""
     app = web.Application(
-        middlewares=[metrics_middleware, cors_middleware, error_middleware],
+        middlewares=[observe_middleware(SAMPLED_ROUTES), cors_middleware, error_middleware],
         client_max_size=max(settings.max_body_bytes, settings.max_event_body_bytes) + 4096,
     )
     app[RUNTIME_KEY] = runtime or build_runtime(settings)
+    app[_SHUTDOWN_CLOCK] = _ShutdownClock()
+    app.on_shutdown.append(_shutdown_begins)
     add_routes(app)
+    app.on_response_prepare.append(add_request_id_header)
     app.on_response_prepare.append(add_cors_headers)
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_answer_held_polls)

@@ -9,6 +9,7 @@ module. Nothing here holds a rule.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass, field
 
 from app.auth.keys import DerivedKeys
@@ -56,6 +57,8 @@ class Runtime:
     shutdown_deadline: float = 0.0
     # clock.monotonic() when the server started serving (offline detection's grace period)
     started_monotonic: float = 0.0
+    # Names this process in its start-up and shutdown log lines (several instances).
+    instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
 def build_runtime(
@@ -68,6 +71,11 @@ def build_runtime(
     limits = limits or create_limit_store(settings.redis_url)
     keys = DerivedKeys.from_secret(settings.secret_key)
     metrics = Metrics()
+    if settings.redis_url:
+        from app.bus.redis import RedisBus  # imports redis only when configured
+
+        if isinstance(bus, RedisBus):
+            metrics.watch_redis(bus)
     return Runtime(
         settings=settings,
         bus=bus,

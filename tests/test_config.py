@@ -81,3 +81,25 @@ def test_password_hash_costs_argon2_cannot_use_are_refused(
     with pytest.raises(SettingsError, match=variable):
         load_settings({"DATABASE_URL": f"sqlite://{tmp_path / 'gs.db'}", variable: value},
                       dotenv=None)
+
+
+@pytest.mark.parametrize(("variable", "raw"), [
+    ("GROUNDSTATION_ACCESS_LOG_SAMPLE_RATE", "1.5"),
+    ("GROUNDSTATION_ACCESS_LOG_SAMPLE_RATE", "-0.1"),
+    ("GROUNDSTATION_ACCESS_LOG_SAMPLE_RATE", "nan"),
+    ("GROUNDSTATION_ACCESS_LOG_SLOW_MS", "-1"),
+    ("GROUNDSTATION_ACCESS_LOG_SLOW_MS", "nan"),
+    ("GROUNDSTATION_ACCESS_LOG", "sometimes"),
+])
+def test_access_log_settings_out_of_range_are_refused(tmp_path: Path, variable: str, raw: str
+                                                      ) -> None:
+    environ = {"DATABASE_URL": f"sqlite://{tmp_path}/gs.db", variable: raw}
+    with pytest.raises(SettingsError, match=variable):
+        load_settings(environ, dotenv=None)
+
+
+def test_access_log_defaults_sample_the_hot_routes(tmp_path: Path) -> None:
+    settings = load_settings({"DATABASE_URL": f"sqlite://{tmp_path}/gs.db"}, dotenv=None)
+    assert settings.access_log is True
+    assert settings.access_log_sample_rate == 0.01
+    assert settings.access_log_slow_ms == 1000.0

@@ -18,7 +18,7 @@ from yarl import URL
 
 from app.config import Settings
 from app.logs import configure_logging
-from app.main import create_app
+from app.main import create_app, log_serving
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +36,17 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
     port = settings.port if port is None else port
     configured_url = str(URL.build(scheme="http", host=host, port=port))
 
+    app = create_app(settings)
+
     def announce(message: str) -> None:
         # The announced name carries the bound port (useful with --port 0).
         found = _ANNOUNCED_URL.search(message)
-        print(found.group(1) if found else configured_url, flush=True)
+        url = found.group(1) if found else configured_url
+        print(url, flush=True)
+        log_serving(app, url)
 
     web.run_app(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         shutdown_timeout=settings.shutdown_timeout_seconds,

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from app.rest.errors import json_response
+from app.rest.request_info import note_caller
 from app.rest.satellite_call import SatelliteCall, satellite_route
 from app.services.commands.claims import poll_commands
 from app.services.commands.results import record_command_result
@@ -17,6 +18,9 @@ from app.wire.commands import CommandResultRequest, PollQuery
 @satellite_route(query=PollQuery, rate_limit=SatelliteRateLimits.POLL)
 async def poll(call: SatelliteCall[PollQuery]) -> web.StreamResponse:
     """`GET /api/satellites/{id}/commands`: claim pending commands (long poll with `wait`)."""
+    # A held poll is not slow (access log): it waits up to `wait` by design.
+    note_caller(call.request, expected_seconds=min(
+        float(call.body.wait), float(call.rt.settings.long_poll_max_seconds)))
     result = await poll_commands(
         call.rt, call.satellite, limit=call.body.limit, wait=call.body.wait
     )

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from app.db_errors import database_unavailable, unstorable_value
 from app.errors import AppError
+from app.rest.request_info import request_id_of
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,15 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
     )
 
 
-def error_response(error: AppError) -> web.Response:
-    body: dict[str, Any] = {"success": False, "error": error.code, "message": error.message}
+def error_body(request: web.Request, code: str, message: str) -> dict[str, Any]:
+    """Every REST error body: `success`, `error` (the stable code), `message`, and the
+    request's id (docs/protocol.md §1)."""
+    return {"success": False, "error": code, "message": message,
+            "request_id": request_id_of(request)}
+
+
+def error_response(request: web.Request, error: AppError) -> web.Response:
+    body = error_body(request, error.code, error.message)
     if error.details:
         body["details"] = error.details
     return json_response(body, status=error.status, headers=error.headers)
@@ -46,23 +54,20 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except AppError as error:
-        return error_response(error)
+        return error_response(request, error)
     except web.HTTPException as http_error:
         if http_error.status in _HTTP_CODES and http_error.content_type != "application/json":
             code, message = _HTTP_CODES[http_error.status]
-            return json_response(
-                {"success": False, "error": code, "message": message}, status=http_error.status
-            )
+            return json_response(error_body(request, code, message), status=http_error.status)
         raise
     except Exception as error:
         known = classify(request, error, "http")
         if known is not None:
-            return error_response(known)
-        log.exception("unhandled error", extra={"op": "http", "path": request.path})
-        return json_response(
-            {"success": False, "error": "internal_error", "message": "Internal server error"},
-            status=500,
-        )
+            return error_response(request, known)
+        log.exception("unhandled error", extra={"op": "http", "path": request.path,
+                                                "request_id": request_id_of(request)})
+        return json_response(error_body(request, "internal_error", "Internal server error"),
+                             status=500)
 
 
 def client_went_away(request: web.Request) -> bool:
@@ -83,17 +88,16 @@ def classify(request: web.Request, error: Exception, op: str) -> AppError | None
     None for a bug (the caller logs it with its stack trace and answers 500).
 
     Order matters: a reset by the client looks like a broken database connection."""
+    context = {"op": op, "path": request.path, "error": type(error).__name__,
+               "request_id": request_id_of(request)}
     if client_went_away(request):
-        log.info("client closed the connection before the answer",
-                 extra={"op": op, "path": request.path, "error": type(error).__name__})
+        log.info("client closed the connection before the answer", extra=context)
         return ClientGone("The client closed the connection")
     unavailable = database_unavailable(error)
     if unavailable is not None:
-        log.error("database unreachable", extra={"op": op, "path": request.path,
-                                                 "error": type(error).__name__})
+        log.error("database unreachable", extra=context)
         return unavailable
     unstorable = unstorable_value(error)
     if unstorable is not None:
-        log.info("value the database cannot hold", extra={"op": op, "path": request.path,
-                                                         "error": type(error).__name__})
+        log.info("value the database cannot hold", extra=context)
     return unstorable

@@ -37,6 +37,7 @@ from app.errors import AppError, ValidationError
 from app.rest.bodies import parse_json, parse_json_object, read_body
 from app.rest.context import RUNTIME_KEY, runtime_of
 from app.rest.errors import classify, json_response
+from app.rest.request_info import note_caller, request_id_of
 from app.schema import schema
 from app.schema.context import SESSION_COOKIE, Context
 from app.schema.errors import INTERNAL_MESSAGE
@@ -51,6 +52,8 @@ MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
 SESSION_ENDED_CLOSE_CODE = 4403
 GOING_AWAY_CLOSE_CODE = 1001
 _LIVE_CONNECTION = web.RequestKey("live_connection", LiveConnection)
+# Strawberry's refusals by HTTP status: a GET without a query (GraphiQL off) finds nothing.
+_HTTP_REFUSAL_CODES = {404: "NOT_FOUND"}
 
 
 def session_token(request: web.Request) -> str | None:
@@ -59,11 +62,13 @@ def session_token(request: web.Request) -> str | None:
             or request.cookies.get(SESSION_COOKIE) or None)
 
 
-def graphql_error_response(status: int, message: str, code: str,
+def graphql_error_response(request: web.Request, status: int, message: str, code: str,  # noqa: PLR0913
                            reason: str | None = None,
                            headers: dict[str, str] | None = None) -> web.Response:
-    """An answer of `/graphql` that is not an execution result, in the GraphQL error shape."""
-    extensions = {"code": code, **({"reason": reason} if reason else {})}
+    """An answer of `/graphql` that is not an execution result, in the GraphQL error shape
+    (with the request's id, as execution errors have it: `app.schema.errors`)."""
+    extensions = {"code": code, **({"reason": reason} if reason else {}),
+                  "requestId": request_id_of(request)}
     return json_response({"errors": [{"message": message, "extensions": extensions}]},
                          status=status, headers=headers)
 
@@ -98,6 +103,8 @@ class GroundstationGraphQLView(GraphQLView[Context, None]):
     ) -> Context:
         address = client_address(request, self.rt.settings)
         principal = await authenticate_session(self.rt, session_token(request), address=address)
+        if principal is not None:
+            note_caller(request, user_id=principal.user_id)
         return Context(self.rt, request, response, address, principal)
 
     async def on_ws_connect(self, context: Context) -> Any:
@@ -110,6 +117,7 @@ class GroundstationGraphQLView(GraphQLView[Context, None]):
         if context.principal is None or self.rt.shutting_down.is_set():
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED",
                                             "message": "Log in first"})
+        note_caller(context.request, user_id=context.principal.user_id)
         context.request[_LIVE_CONNECTION] = self._live_connection(context, context.principal)
         return await super().on_ws_connect(context)
 
@@ -129,7 +137,8 @@ class GroundstationGraphQLView(GraphQLView[Context, None]):
     async def reject_websocket(self, request: web.Request) -> web.Response:
         """A websocket from an origin not in `ALLOWED_ORIGINS` (403, GraphQL-shaped)."""
         return graphql_error_response(
-            403, "Websockets from this origin are not allowed (ALLOWED_ORIGINS)", "FORBIDDEN")
+            request, 403, "Websockets from this origin are not allowed (ALLOWED_ORIGINS)",
+            "FORBIDDEN")
 
     async def create_websocket_response(
         self, request: web.Request, subprotocol: str | None
@@ -158,17 +167,19 @@ class GroundstationGraphQLView(GraphQLView[Context, None]):
         try:
             return await self.run(request=request)
         except AppError as error:
-            return graphql_error_response(error.status, error.message, error.graphql_code,
-                                          error.code, error.headers)
+            return graphql_error_response(request, error.status, error.message,
+                                          error.graphql_code, error.code, error.headers)
         except HTTPException as error:  # strawberry's own refusals (method, content type, …)
-            return graphql_error_response(error.status_code, error.reason, "VALIDATION")
+            return graphql_error_response(request, error.status_code, error.reason,
+                                          _HTTP_REFUSAL_CODES.get(error.status_code, "VALIDATION"))
         except Exception as error:
             known = classify(request, error, "graphql")
             if known is None:
-                log.exception("unhandled error", extra={"op": "graphql", "path": request.path})
-                return graphql_error_response(500, INTERNAL_MESSAGE, "INTERNAL")
-            return graphql_error_response(known.status, known.message, known.graphql_code,
-                                          known.code, known.headers)
+                log.exception("unhandled error", extra={"op": "graphql", "path": request.path,
+                                                        "request_id": request_id_of(request)})
+                return graphql_error_response(request, 500, INTERNAL_MESSAGE, "INTERNAL")
+            return graphql_error_response(request, known.status, known.message,
+                                          known.graphql_code, known.code, known.headers)
         finally:
             connection = request.get(_LIVE_CONNECTION)
             if connection is not None:

@@ -17,6 +17,7 @@ import pydantic
 from aiohttp import web
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from app.version import VERSION
 from app.wire.commands import CommandResultRequest, PollQuery
 from app.wire.events import MAX_EVENTS, MIN_EVENTS, EventIn, EventsBatch
 from app.wire.heartbeat import HeartbeatRequest
@@ -271,10 +272,13 @@ def _build() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "Groundstation satellite API",
-            "version": "1.0.0",
+            "version": VERSION,
             "description": "The satellite REST protocol (DeployStack-compatible). Unknown "
                            "fields in request bodies are ignored. Error bodies are "
-                           "`{success: false, error, message, details?}`.",
+                           "`{success: false, error, message, details?, request_id}`. Every "
+                           "response carries `X-Request-Id`: the request's own when it sent "
+                           "a sane one (1-128 characters of `A-Za-z0-9._:+/=-`), else a new "
+                           "one.",
         },
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "tags": [{"name": "satellite"}, {"name": "registration"}, {"name": "operations"}],

@@ -9,6 +9,9 @@ from app.rest.graphql import add_graphql_route
 from app.rest.openapi import OPENAPI_PATH, openapi_json
 
 SATELLITE = "/api/satellites/{satellite_id}"
+# The satellites' hot routes, whose access-log lines are sampled (docs/operations.md §6).
+SAMPLED_ROUTES = frozenset(f"{SATELLITE}/{name}" for name in
+                           ("heartbeat", "commands", "events", "config"))
 
 
 def add_routes(app: web.Application) -> None:

@@ -21,6 +21,7 @@ from app.errors import Forbidden, Unauthenticated, ValidationError
 from app.models.enums import SatelliteStatus
 from app.rest.bodies import read_json_object
 from app.rest.context import runtime_of
+from app.rest.request_info import note_caller
 from app.services.context import Services
 from app.services.fleet.authentication import authenticate_satellite
 from app.services.fleet.state import SatelliteState
@@ -73,6 +74,7 @@ def satellite_route(
             satellite = await authenticate_satellite(
                 rt, request.headers.get("Authorization"), address
             )
+            note_caller(request, satellite_id=satellite.id)
             if satellite.status is SatelliteStatus.DISABLED:
                 raise Unauthenticated("This satellite is disabled")
             if not satellite.address_allowed(address):

@@ -30,6 +30,7 @@ from app.bus import Message
 from app.errors import Unauthenticated, Unavailable, ValidationError
 from app.rest.context import RUNTIME_KEY
 from app.rest.graphql import session_token
+from app.rest.request_info import note_caller
 from app.services.context import Services
 from app.services.live import feeds as live
 from app.services.people import reads
@@ -46,6 +47,7 @@ async def _caller(rt: Services, request: web.Request) -> Principal:
         rt, session_token(request), address=client_address(request, rt.settings))
     if principal is None:
         raise Unauthenticated("Log in first", code="unauthorized")
+    note_caller(request, user_id=principal.user_id)
     return principal
 
 

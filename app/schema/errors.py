@@ -6,6 +6,8 @@
 - Document errors (syntax, unknown fields, depth, aliases) get `VALIDATION`.
 - Anything else is a bug: logged with its stack trace here, and the client sees
   only "Internal server error" with code `INTERNAL`.
+- Every error carries `extensions.requestId`, the id of the HTTP request (or of the
+  websocket's upgrade request) it answers, also in its log line and the access log.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from strawberry.extensions import SchemaExtension
 
 from app.db_errors import database_unavailable, unstorable_value
 from app.errors import AppError
+from app.logs import current_request_id
 
 log = logging.getLogger("app.graphql")
 
@@ -51,7 +54,12 @@ def client_error(error: GraphQLError) -> GraphQLError:
 
 
 def client_errors(errors: list[GraphQLError]) -> list[GraphQLError]:
-    return [client_error(error) for error in errors]
+    request_id = current_request_id()
+    shown = [client_error(error) for error in errors]
+    if request_id is not None:
+        for error in shown:
+            error.extensions = {**(error.extensions or {}), "requestId": request_id}
+    return shown
 
 
 def log_errors(errors: list[GraphQLError], operation: str | None) -> None:
@@ -59,11 +67,13 @@ def log_errors(errors: list[GraphQLError], operation: str | None) -> None:
         if is_expected(error):
             log.info("graphql error", extra={"op": "graphql", "operation": operation,
                                              "code": (error.extensions or {}).get("code"),
-                                             "path": error.path})
+                                             "path": error.path,
+                                             "request_id": current_request_id()})
         else:
             log.error("unexpected error in a GraphQL operation",
                       exc_info=error.original_error,
-                      extra={"op": "graphql", "operation": operation, "path": error.path})
+                      extra={"op": "graphql", "operation": operation, "path": error.path,
+                             "request_id": current_request_id()})
 
 
 class ClientErrors(SchemaExtension):

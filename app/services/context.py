@@ -17,3 +17,5 @@ class Services(PeopleContext, Protocol):
     live: LiveHub
     # time.monotonic() when the shutdown timeout ends (0.0 until shutdown begins)
     shutdown_deadline: float
+    # Names this process in its start-up and shutdown log lines (several instances).
+    instance_id: str

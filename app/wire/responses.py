@@ -34,14 +34,18 @@ class ErrorResponse(ResponseModel):
     details: list[ErrorDetail] | None = Field(
         default=None, description="Per-field problems; validation errors only"
     )
+    request_id: str = Field(description="The request's id, as in the `X-Request-Id` response "
+                                        "header and the server's logs")
 
 
 class HealthResponse(ResponseModel):
     status: Literal["ok"]
+    version: str = Field(description="The server's version")
 
 
 class HealthUnavailableResponse(ErrorResponse):
     status: Literal["unavailable"]
+    version: str = Field(description="The server's version")
 
 
 class RegistrationStatusResponse(ResponseModel):

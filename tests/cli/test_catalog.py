@@ -56,7 +56,7 @@ async def test_reimport_counts_updates_and_keeps_one_row_per_slug(cli: Cli, tmp_
     ("[1, 2]", "the top level must be an object"),
     ('{"servers": [{"slug": "ok-one", "name": "A", "transport_type": "stdio", '
      '"command": "x"}, {"slug": "b", "name": "B", "transport_type": "http"}]}',
-     "servers[2].slug"),
+     "servers[1].slug"),
 ], ids=["missing-file", "bad-json", "not-an-object", "invalid-server"])
 async def test_a_bad_file_is_one_error_line_and_imports_nothing(
     cli: Cli, tmp_path: Path, rt: Runtime, content: str | None, expected: str

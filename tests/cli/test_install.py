@@ -130,14 +130,14 @@ async def test_a_malformed_pair_is_a_usage_error_and_writes_nothing(
 
 
 @pytest.mark.parametrize(("flags", "expected"), [
-    (["--team", "nope", *FILESYSTEM], "No team with slug 'nope'"),
-    (["--team", "acme", "--server", "nope"], "No MCP server with slug 'nope'"),
+    (["--team", "nope", *FILESYSTEM], "Team not found (slug 'nope')"),
+    (["--team", "acme", "--server", "nope"], "MCP server not found (slug 'nope')"),
     (["--team", "acme", *FILESYSTEM, "--owner", "ghost@example.com"],
-     "No user with email 'ghost@example.com'"),
+     "User not found (email 'ghost@example.com')"),
     (["--team", "acme", *FILESYSTEM, "--env", "NOT_IN_SCHEMA=1"], "team env"),
     (["--team", "acme", "--server", "web-search", "--header", "X-Other=1"], "team headers"),
     (["--team", "acme", *FILESYSTEM, "--pin", "0123456789abcdef0123456789abcdef"],
-     "Satellite to pin to not found"),
+     "Satellite not found"),
 ], ids=["team", "server", "owner", "env-schema", "header-schema", "pin"])
 async def test_unknown_names_and_service_refusals_are_one_error_line_and_write_nothing(
     cli: Cli, rt: Runtime, catalog: dict[str, McpServer], make_team: TeamFactory,

@@ -163,6 +163,7 @@ async def test_valid_key_on_another_satellites_url_is_403_forbidden(
                     "success": False,
                     "error": "forbidden",
                     "message": "API key does not belong to this satellite",
+                    "request_id": response.headers["X-Request-Id"],
                 }
 
 

@@ -13,6 +13,7 @@ from openapi_spec_validator.versions.shortcuts import get_spec_version
 
 from app.rest.openapi import OPENAPI_PATH, REF_PREFIX, openapi_document
 from app.runtime import Runtime
+from app.version import VERSION
 from app.wire.commands import CommandResultRequest, PollQuery
 from app.wire.events import EventsBatch
 from app.wire.heartbeat import HeartbeatRequest
@@ -180,3 +181,10 @@ async def test_a_query_the_model_refuses_is_refused_by_the_poll(
                             headers=satellite.headers) as response:
             assert response.status == 400, query
             assert (await response.json())["error"] == "validation_failed"
+
+
+async def test_the_document_states_the_running_version(http: aiohttp.ClientSession) -> None:
+    async with http.get(OPENAPI_PATH) as response:
+        document = await response.json()
+    assert document["info"]["version"] == VERSION
+    assert "request_id" in document["components"]["schemas"]["ErrorResponse"]["required"]

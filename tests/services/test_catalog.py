@@ -157,7 +157,7 @@ async def test_each_invalid_server_field_is_reported_with_its_path(
 ) -> None:
     document = {"servers": [stdio("first"), copy.deepcopy(entry)]}
     problems = await problems_of(rt, document)
-    path = f"servers[2].{field}"
+    path = f"servers[1].{field}"  # counted from 0, like event failures
     assert path in problems, problems
     assert fragment in problems[path]
     assert await McpServer.all().count() == 0  # the valid first server was not written
@@ -168,15 +168,15 @@ async def test_every_schema_list_is_checked_with_its_path(rt: Runtime, schema_fi
                                                           ) -> None:
     bad = {schema_field: [{"name": "A"}, {"required": True}, {"name": "B", "secret": "yes"}]}
     problems = await problems_of(rt, {"servers": [stdio(**bad)]})
-    assert problems[f"servers[1].{schema_field}[2]"] == "name must be a non-empty string"
-    assert problems[f"servers[1].{schema_field}[3]"] == "secret must be true or false"
+    assert problems[f"servers[0].{schema_field}[1]"] == "name must be a non-empty string"
+    assert problems[f"servers[0].{schema_field}[2]"] == "secret must be true or false"
     not_a_list = await problems_of(rt, {"servers": [stdio(**{schema_field: {"name": "A"}})]})
-    assert f"servers[1].{schema_field}" in not_a_list
+    assert f"servers[0].{schema_field}" in not_a_list
 
 
 async def test_duplicate_slugs_in_one_file_are_rejected(rt: Runtime) -> None:
     problems = await problems_of(rt, {"servers": [stdio("same"), stdio("other"), stdio("same")]})
-    assert problems == {"servers[3].slug": "duplicate slug 'same' (also servers[1])"}
+    assert problems == {"servers[2].slug": "duplicate slug 'same' (also servers[0])"}
     assert await McpServer.all().count() == 0
 
 
@@ -184,7 +184,7 @@ async def test_duplicate_slugs_in_one_file_are_rejected(rt: Runtime) -> None:
     ({}, "servers"),
     ({"servers": {"slug": "x"}}, "servers"),
     ({"servers": [], "extra": 1}, "extra"),
-    ({"servers": ["filesystem"]}, "servers[1]"),
+    ({"servers": ["filesystem"]}, "servers[0]"),
     ([], "$"),
 ])
 async def test_a_malformed_document_is_rejected(rt: Runtime, document: Any, field: str) -> None:
@@ -201,10 +201,10 @@ async def test_every_problem_is_listed_and_nothing_is_written(rt: Runtime) -> No
     with pytest.raises(ValidationError) as raised:
         await import_catalog(rt, document, actor=CLI_ACTOR)
     fields = [item["field"] for item in raised.value.details or []]
-    assert fields == ["servers[2].url", "servers[3].slug", "servers[3].name", "servers[3].url",
-                      "servers[3].timeout_ms"]
+    assert fields == ["servers[1].url", "servers[2].slug", "servers[2].name", "servers[2].url",
+                      "servers[2].timeout_ms"]
     assert "5 problems" in raised.value.message
-    assert "servers[2].url" in raised.value.message
+    assert "servers[1].url" in raised.value.message
     assert (await get_server_by_slug("filesystem")).command == "npx"
     assert await McpServer.all().count() == 2
     assert await AuditEntry.filter(action="catalog.imported").count() == 1

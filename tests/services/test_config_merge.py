@@ -202,10 +202,10 @@ def test_validate_schema_reports_bad_catalog_entries() -> None:
     assert validate_schema([{"name": "A", "required": True, "secret": False}]) == []
     assert validate_schema("x", "team_env_schema") == ["team_env_schema: must be a list of fields"]
     assert validate_schema([{"name": ""}, {"name": "A", "secret": "yes"}, {"name": "A"}, 3]) == [
-        "schema[1]: name must be a non-empty string",
-        "schema[2]: secret must be true or false",
-        "schema[3]: duplicate name 'A'",
-        "schema[4]: must be an object with a name",
+        "schema[0]: name must be a non-empty string",
+        "schema[1]: secret must be true or false",
+        "schema[2]: duplicate name 'A'",
+        "schema[3]: must be an object with a name",
     ]
 
 

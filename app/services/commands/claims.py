@@ -105,10 +105,13 @@ async def poll_commands(
         if state.has_pending or rt.shutting_down.is_set():
             continue
         held = True
+        rt.metrics.held_polls.inc()
         try:
             await asyncio.wait_for(state.wakeup.wait(), timeout=remaining)
         except TimeoutError:
             continue  # the loop answers (remaining <= 0)
+        finally:
+            rt.metrics.held_polls.dec()
 
 
 async def _claim(rt: FleetContext, state: SatelliteState, limit: int) -> PollResult:
@@ -123,6 +126,8 @@ async def _claim(rt: FleetContext, state: SatelliteState, limit: int) -> PollRes
     if saw_every_pending_row:
         # Nothing is left unless something was marked pending since `epoch`.
         rt.fleet.clear_pending_if_unchanged(state, epoch)
+    if delivered:
+        rt.metrics.commands_delivered.inc(len(delivered))
     for command in delivered:
         if command.attempts == 1:
             latency = (now - command.created_at).total_seconds()

@@ -99,6 +99,7 @@ async def enqueue_command(
         expires_at=now + timedelta(seconds=expires_in),
         created_by_id=actor.user_id if actor.type is ActorType.USER else None,
     )
+    rt.metrics.commands_created.inc()
     if actor.type in _AUDITED_ACTORS:
         await record_audit(
             "command.created",

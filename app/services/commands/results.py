@@ -126,9 +126,11 @@ async def record_command_result(
     for _ in range(2):  # retry once if the row changed between our read and write
         command = await SatelliteCommand.get_or_none(id=command_id, satellite_id=state.id)
         if command is None:
-            raise NotFound("Command not found for this satellite", code="command_not_found")
+            raise NotFound("Command not found", code="command_not_found")
         plan = _plan_result(command, status, result, error_message, rt.clock.now(), lease)
         if not plan.changes:
+            rt.metrics.command_results.labels(
+                outcome="duplicate" if plan.outcome.duplicate else status.value).inc()
             return plan.outcome
         query = SatelliteCommand.filter(id=command.id, status=command.status)
         previously_reported: CommandStatus | None = command.reported_status
@@ -140,6 +142,7 @@ async def record_command_result(
             for name, value in plan.changes.items():
                 setattr(command, name, value)
             await publish_updates(rt, [command])
+            rt.metrics.command_results.labels(outcome=status.value).inc()
             return plan.outcome
     raise Conflict("The command changed while the result was recorded; retry", code="conflict")
 

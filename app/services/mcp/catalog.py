@@ -146,7 +146,8 @@ def _check_server(server: Any, where: str, problems: _Problems) -> None:
 def validate_catalog(document: Any) -> list[dict[str, Any]]:
     """Every problem in a catalog file as `{"field": JSON path, "message"}` (empty = valid).
 
-    Server positions count from 1 (`servers[1]` is the first), as in `validate_schema`.
+    Positions count from 0 (`servers[0]` is the first), as in `validate_schema` and as
+    event batches report failures (docs/protocol.md §10).
     Slugs must be unique within the file.
     """
     problems = _Problems()
@@ -160,7 +161,7 @@ def validate_catalog(document: Any) -> list[dict[str, Any]]:
         problems.add("servers", "must be a list of servers")
         return problems.items
     first_position: dict[str, int] = {}
-    for position, server in enumerate(servers, start=1):
+    for position, server in enumerate(servers):
         where = f"servers[{position}]"
         _check_server(server, where, problems)
         slug = server.get("slug") if isinstance(server, dict) else None
@@ -274,7 +275,7 @@ async def list_servers() -> list[McpServer]:
 async def get_server_by_slug(slug: str) -> McpServer:
     server = await McpServer.get_or_none(slug=slug)
     if server is None:
-        raise NotFound(f"No MCP server with slug '{slug}'")
+        raise NotFound(f"MCP server not found (slug '{slug}')", code="mcp_server_not_found")
     return server
 
 
@@ -283,7 +284,7 @@ async def get_server_by_slug(slug: str) -> McpServer:
 
 def _server_failure(problems: list[dict[str, Any]]) -> ValidationError:
     """The catalog file's problems, with paths relative to the one server given."""
-    located = [{**item, "field": item["field"].replace("servers[1]", "input", 1)}
+    located = [{**item, "field": item["field"].replace("servers[0]", "input", 1)}
                for item in problems]
     shown = "; ".join(f"{item['field']}: {item['message']}" for item in located[:_MESSAGE_PROBLEMS])
     return ValidationError(f"Invalid MCP server: {shown}", details=located)

@@ -130,7 +130,7 @@ def validate_schema(value: Any, label: str = "schema") -> list[str]:
         return [f"{label}: must be a list of fields"]
     errors: list[str] = []
     names: set[str] = set()
-    for position, entry in enumerate(value, start=1):
+    for position, entry in enumerate(value):  # from 0, like every index we report
         where = f"{label}[{position}]"
         if not isinstance(entry, dict):
             errors.append(f"{where}: must be an object with a name")

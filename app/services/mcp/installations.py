@@ -206,7 +206,7 @@ async def _checked_pin(team_id: str, satellite_id: str | None) -> str | None:
         return None
     satellite = await Satellite.get_or_none(id=satellite_id)
     if satellite is None or satellite.status is SatelliteStatus.DELETED:
-        raise NotFound("Satellite to pin to not found", code="satellite_not_found")
+        raise NotFound("Satellite not found", code="satellite_not_found")
     own_team: str | None = satellite.team_id  # type: ignore[attr-defined]
     if satellite.satellite_type is not SatelliteType.GLOBAL and own_team != team_id:
         raise ValidationError(
@@ -219,7 +219,7 @@ async def _checked_pin(team_id: str, satellite_id: str | None) -> str | None:
 
 async def _checked_owner(user_id: str | None) -> str | None:
     if user_id is not None and not await User.exists(id=user_id):
-        raise NotFound("Owner not found", code="user_not_found")
+        raise NotFound("User not found", code="user_not_found")
     return user_id
 
 
@@ -355,7 +355,7 @@ async def rollback_installation(
         installation_id=installation.id, revision=revision
     )
     if row is None:
-        raise NotFound(f"Installation has no revision {revision}", code="revision_not_found")
+        raise NotFound("Revision not found", code="revision_not_found")
     restored = _State.from_snapshot(row.snapshot)
     pin = restored.pinned_satellite_id
     if pin is not None and not await Satellite.filter(

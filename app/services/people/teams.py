@@ -83,14 +83,14 @@ async def create_team(
 async def get_team(team_id: str) -> Team:
     team = await Team.get_or_none(id=team_id)
     if team is None:
-        raise NotFound(f"No team with id '{team_id}'")
+        raise NotFound("Team not found", code="team_not_found")
     return team
 
 
 async def get_team_by_slug(slug: str) -> Team:
     team = await Team.get_or_none(slug=slug)
     if team is None:
-        raise NotFound(f"No team with slug '{slug}'")
+        raise NotFound(f"Team not found (slug '{slug}')", code="team_not_found")
     return team
 
 

@@ -72,5 +72,6 @@ async def get_user_by_email(email: str) -> User:
     """The user with this email (any case); NotFound otherwise."""
     user = await User.get_or_none(email=normalize_email(email))
     if user is None:
-        raise NotFound(f"No user with email '{normalize_email(email)}'")
+        raise NotFound(f"User not found (email '{normalize_email(email)}')",
+                       code="user_not_found")
     return user

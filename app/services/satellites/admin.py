@@ -146,7 +146,7 @@ async def get_satellite(satellite_id: str) -> Satellite:
     """The satellite row; a deleted satellite counts as absent (NotFound)."""
     row = await Satellite.get_or_none(id=satellite_id)
     if row is None or row.status is SatelliteStatus.DELETED:
-        raise NotFound(f"No satellite with id '{satellite_id}'")
+        raise NotFound("Satellite not found", code="satellite_not_found")
     return row
 
 

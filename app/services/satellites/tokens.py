@@ -99,7 +99,7 @@ async def issue_registration_token(
         if not team_id:
             raise ValidationError("A team token needs a team")
         if not await Team.exists(id=team_id):
-            raise NotFound(f"No team with id '{team_id}'")
+            raise NotFound("Team not found", code="team_not_found")
     elif team_id is not None:
         raise ValidationError("A global token cannot belong to a team")
     if satellite_name is not None:
@@ -164,7 +164,7 @@ async def revoke_registration_token(
     ).update(revoked_at=rt.clock.now())
     row = await RegistrationToken.get_or_none(jti=jti)
     if row is None:
-        raise NotFound(f"No registration token with id '{jti}'")
+        raise NotFound("Registration token not found", code="token_not_found")
     if changed:
         await record_audit(
             "registration_token.revoked",
