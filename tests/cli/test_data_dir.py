@@ -78,6 +78,8 @@ async def test_every_directory_finds_the_same_database(machine: Machine) -> None
     listed = await machine.run(machine.elsewhere, "team", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert '"slug": "acme"' in listed.line
+    satellites = await machine.run(machine.elsewhere, "satellites", "--json")
+    assert (satellites.returncode, satellites.stdout) == (0, "[]\n")
     assert list(machine.here.iterdir()) == []
     assert list(machine.elsewhere.iterdir()) == []
 
