@@ -15,6 +15,11 @@ from pathlib import Path
 from typing import Any
 
 SECRET_KEY_FILE_SUFFIX = ".secret"
+# The default database's file name inside the data directory (docs/operations.md §1).
+DATABASE_FILE_NAME = "groundstation.db"
+_APP_DIR_NAME = "groundstation"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class SettingsError(ValueError):
@@ -24,9 +29,24 @@ class SettingsError(ValueError):
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+def default_data_dir(environ: Mapping[str, str]) -> Path:
+    """The per-user data directory of the XDG Base Directory specification:
+    `$XDG_DATA_HOME/groundstation` (an absolute XDG_DATA_HOME only, as the specification
+    says), else `~/.local/share/groundstation`."""
+    xdg_data_home = environ.get("XDG_DATA_HOME", "")
+    if xdg_data_home and Path(xdg_data_home).is_absolute():
+        return Path(xdg_data_home) / _APP_DIR_NAME
+    home = environ.get("HOME") or str(Path.home())
+    return Path(home) / ".local" / "share" / _APP_DIR_NAME
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    database_url: str = "sqlite://./groundstation.db"
+    # Unset (""): `sqlite://<data_dir>/groundstation.db`, filled in on construction.
+    database_url: str = ""
+    # Where the default database and its key file live, whatever directory a command runs
+    # in. Unset (""): the per-user data directory (`default_data_dir`).
+    data_dir: str = ""
     # PostgreSQL connection pool per process (ignored on SQLite); `minsize`/`maxsize`
     # in DATABASE_URL's query take precedence.
     db_pool_min: int = 2
@@ -100,6 +120,15 @@ class Settings:
     retention_interval_seconds: float = 3600.0
     shutdown_timeout_seconds: float = 10.0
 
+    def __post_init__(self) -> None:
+        # The one place the defaults that depend on the user are worked out (the home
+        # directory is the process's, like the rest of the environment).
+        data_dir = self.data_dir or str(default_data_dir(os.environ))
+        object.__setattr__(self, "data_dir", data_dir)
+        if not self.database_url:
+            object.__setattr__(self, "database_url",
+                               f"sqlite://{Path(data_dir) / DATABASE_FILE_NAME}")
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite://")
@@ -110,6 +139,13 @@ class Settings:
             return None
         raw = self.database_url.removeprefix("sqlite://").split("?", 1)[0]
         return None if raw in ("", ":memory:") else Path(raw)
+
+    @property
+    def in_data_dir(self) -> bool:
+        """The database is the default file in the data directory (DATABASE_URL unset or
+        naming that file): the commands that may create a database may create the data
+        directory too. A directory named by DATABASE_URL alone is never created."""
+        return self.sqlite_path == Path(self.data_dir) / DATABASE_FILE_NAME
 
 
 def _parse_bool(raw: str) -> bool:
@@ -127,6 +163,13 @@ def _parse_list(raw: str) -> tuple[str, ...]:
 
 def _parse_networks(raw: str) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(item, strict=False) for item in _parse_list(raw))
+
+
+def _parse_log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return level
 
 
 # Variables with fixed, documented names (the README's Settings table); every other field
@@ -150,6 +193,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "trusted_proxies": _parse_networks,
     "allowed_origins": _parse_list,
     "cors_origins": _parse_list,
+    "log_level": _parse_log_level,
 }
 
 
@@ -206,6 +250,8 @@ def _validate(settings: Settings) -> None:
         or settings.database_url.startswith(("postgres://", "postgresql://"))
     ):
         raise SettingsError("DATABASE_URL must start with sqlite:// or postgres://")
+    if settings.redis_url is not None and not settings.redis_url.startswith(_REDIS_SCHEMES):
+        raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
     if settings.db_pool_min < 1 or settings.db_pool_max < settings.db_pool_min:
         raise SettingsError(
             "GROUNDSTATION_DB_POOL_MIN must be at least 1 and GROUNDSTATION_DB_POOL_MAX "
@@ -229,8 +275,16 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("SECRET_KEY must be at least 32 characters")
 
 
-def resolve_secret_key(settings: Settings) -> Settings:
-    """Fill in SECRET_KEY: explicit, else (SQLite) a generated 0600 file beside the database."""
+def secret_key_file(database: Path) -> Path:
+    """Where SECRET_KEY is kept when it is generated: beside the SQLite database."""
+    return database.with_name(database.name + SECRET_KEY_FILE_SUFFIX)
+
+
+def resolve_secret_key(settings: Settings, *, create: bool = True) -> Settings:
+    """Fill in SECRET_KEY: explicit, else (SQLite) the 0600 file beside the database,
+    generated when missing if `create` (the commands that may create the database);
+    otherwise a missing file is an error, since a new key would not open what the
+    database holds. The file's directory is never created here."""
     if settings.secret_key:
         return settings
     path = settings.sqlite_path
@@ -238,22 +292,36 @@ def resolve_secret_key(settings: Settings) -> Settings:
         if settings.is_sqlite:  # in-memory database: a process-lifetime key is all it can keep
             return replace(settings, secret_key=secrets.token_urlsafe(48))
         raise SettingsError("SECRET_KEY must be set when DATABASE_URL is not SQLite")
-    key_file = path.with_name(path.name + SECRET_KEY_FILE_SUFFIX)
+    key_file = secret_key_file(path)
     if not key_file.exists():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
+        if not create:
+            raise SettingsError(
+                f"no secret key: {key_file} does not exist (set SECRET_KEY, or put back the "
+                "key file this database was created with)")
         descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(secrets.token_urlsafe(48))
     return replace(settings, secret_key=key_file.read_text(encoding="utf-8").strip())
 
 
+def read_settings(
+    environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")
+) -> Settings:
+    """Read settings once: `.env` first, the real environment wins. SECRET_KEY is left
+    as given (see `resolve_secret_key`)."""
+    merged: dict[str, str] = _read_dotenv(dotenv) if dotenv is not None else {}
+    merged.update(os.environ if environ is None else environ)
+    return settings_from_mapping(merged)
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")
 ) -> Settings:
-    """Read settings once: `.env` first, the real environment wins."""
-    merged: dict[str, str] = _read_dotenv(dotenv) if dotenv is not None else {}
-    merged.update(os.environ if environ is None else environ)
-    return resolve_secret_key(settings_from_mapping(merged))
+    """`read_settings`, with SECRET_KEY resolved (a key file generated when missing)."""
+    return resolve_secret_key(read_settings(environ, dotenv))
 
 
-__all__ = ["Settings", "SettingsError", "env_name", "load_settings", "resolve_secret_key"]
+__all__ = [
+    "DATABASE_FILE_NAME", "LOG_LEVELS", "Settings", "SettingsError", "default_data_dir",
+    "env_name", "load_settings", "read_settings", "resolve_secret_key", "secret_key_file",
+]

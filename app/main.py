@@ -34,6 +34,8 @@ class _ShutdownClock:
 
 
 _SHUTDOWN_CLOCK = web.AppKey("shutdown_clock", _ShutdownClock)
+# False for `serve --no-migrate`: start only on an up-to-date schema (docs/operations.md §8).
+_MIGRATE_ON_START = web.AppKey("migrate_on_start", bool)
 
 
 def log_serving(app: web.Application, url: str) -> None:
@@ -58,7 +60,7 @@ def _warn_if_debug(settings: Settings) -> None:
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME_KEY]
-    await open_database(rt.settings)
+    await open_database(rt.settings, migrate=app[_MIGRATE_ON_START])
     _warn_if_debug(rt.settings)
     try:
         await rt.bus.start()
@@ -148,14 +150,17 @@ async def _answer_held_polls(app: web.Application) -> None:
     await asyncio.sleep(0)
 
 
-def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Application:
-    """Build the app; the database opens (and migrates) when the app starts."""
+def create_app(settings: Settings, runtime: Runtime | None = None, *,
+               migrate: bool = True) -> web.Application:
+    """Build the app; the database opens (and migrates, unless `migrate` is False) when
+    the app starts."""
     app = web.Application(
         middlewares=[observe_middleware(SAMPLED_ROUTES), cors_middleware, error_middleware],
         client_max_size=max(settings.max_body_bytes, settings.max_event_body_bytes) + 4096,
     )
     app[RUNTIME_KEY] = runtime or build_runtime(settings)
     app[_SHUTDOWN_CLOCK] = _ShutdownClock()
+    app[_MIGRATE_ON_START] = migrate
     app.on_shutdown.append(_shutdown_begins)
     add_routes(app)
     app.on_response_prepare.append(add_request_id_header)

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from app.config import SettingsError, load_settings
+from app.config import (
+    SettingsError,
+    load_settings,
+    read_settings,
+    resolve_secret_key,
+    settings_from_mapping,
+)
 
 
 def test_sqlite_without_secret_key_generates_a_private_key_file_kept_across_starts(
@@ -103,3 +109,43 @@ def test_access_log_defaults_sample_the_hot_routes(tmp_path: Path) -> None:
     assert settings.access_log is True
     assert settings.access_log_sample_rate == 0.01
     assert settings.access_log_slow_ms == 1000.0
+
+
+def test_the_default_database_is_in_the_per_user_data_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    default = tmp_path / "home" / ".local" / "share" / "groundstation"
+    settings = read_settings({}, dotenv=None)
+    assert (settings.data_dir, settings.database_url) == (
+        str(default), f"sqlite://{default / 'groundstation.db'}")
+    assert settings.in_data_dir
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/ignored")  # the specification says so
+    assert read_settings({}, dotenv=None).data_dir == str(default)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert read_settings({}, dotenv=None).data_dir == str(tmp_path / "xdg" / "groundstation")
+    chosen = read_settings({"GROUNDSTATION_DATA_DIR": "/srv/gs"}, dotenv=None)
+    assert chosen.database_url == "sqlite:///srv/gs/groundstation.db"
+    explicit = read_settings({"DATABASE_URL": "sqlite:///elsewhere/x.db"}, dotenv=None)
+    assert not explicit.in_data_dir
+
+
+def test_reading_settings_creates_no_key_file_and_a_missing_one_is_an_error(
+    tmp_path: Path
+) -> None:
+    settings = read_settings({"DATABASE_URL": f"sqlite://{tmp_path / 'gs.db'}"}, dotenv=None)
+    assert settings.secret_key is None
+    with pytest.raises(SettingsError, match="gs.db.secret does not exist"):
+        resolve_secret_key(settings, create=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("level", ["debug", "Warning", "CRITICAL"])
+def test_log_levels_are_accepted_in_any_case(level: str) -> None:
+    assert settings_from_mapping({"GROUNDSTATION_LOG_LEVEL": level}).log_level == level.upper()
+
+
+def test_an_unknown_log_level_names_the_variable() -> None:
+    with pytest.raises(SettingsError, match="GROUNDSTATION_LOG_LEVEL: expected one of DEBUG"):
+        settings_from_mapping({"GROUNDSTATION_LOG_LEVEL": "verbose"})

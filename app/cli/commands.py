@@ -31,6 +31,9 @@ from app.services.commands.queue import enqueue_command
 from app.services.common.actors import CLI_ACTOR
 from app.services.mcp.catalog import get_server_by_slug, import_catalog
 from app.services.mcp.installations import InstallationChange, install_server, missing_fields
+from app.services.people.lookups import find_user
+from app.services.people.principals import CLI_PRINCIPAL
+from app.services.people.sessions import reset_password
 from app.services.people.teams import create_team, get_team_by_slug
 from app.services.people.users import create_user, get_user_by_email
 from app.services.satellites.admin import (
@@ -76,16 +79,27 @@ async def _team_id(slug: str | None) -> str | None:
     return None if slug is None else (await get_team_by_slug(slug)).id
 
 
+async def _new_password(call: Invocation) -> str:
+    """--password, else GROUNDSTATION_ADMIN_PASSWORD, else a prompt (twice)."""
+    password: str | None = call.args.password or call.admin_password_from_env
+    if password:
+        return password
+    return await asyncio.to_thread(_prompt_new_password)
+
+
 async def admin_create(call: Invocation) -> str:
-    args = call.args
-    password = args.password or call.admin_password_from_env
-    if not password:
-        password = await asyncio.to_thread(_prompt_new_password)
     user = await create_user(
-        call.rt, email=args.email, password=password, global_role=GlobalRole.GLOBAL_ADMIN,
-        actor=CLI_ACTOR,
+        call.rt, email=call.args.email, password=await _new_password(call),
+        global_role=GlobalRole.GLOBAL_ADMIN, actor=CLI_ACTOR,
     )
     return user.id
+
+
+async def user_reset_password(call: Invocation) -> str:
+    user = await find_user(CLI_PRINCIPAL, call.args.user)
+    ended = await reset_password(call.rt, user, new_password=await _new_password(call),
+                                 actor=CLI_ACTOR)
+    return f"password reset; {ended} session{'s' if ended != 1 else ''} ended"
 
 
 async def team_create(call: Invocation) -> str:

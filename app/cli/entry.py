@@ -10,12 +10,17 @@ import sys
 from collections.abc import Sequence
 
 from app.cli.commands import Handler, Invocation
-from app.cli.parser import build_parser
-from app.cli.serve import serve
-from app.config import Settings, SettingsError, load_settings
-from app.db import close_database, open_database
+from app.cli.database import (
+    Access,
+    command_settings,
+    configure_command_logging,
+    open_for_command,
+)
+from app.cli.output import write_result
+from app.cli.parser import parse
+from app.config import Settings, SettingsError
+from app.db import close_database
 from app.errors import AppError
-from app.logs import configure_logging
 from app.runtime import build_runtime
 
 log = logging.getLogger("app.cli")
@@ -31,16 +36,18 @@ def _fail(message: str, code: int = EXIT_FAILURE) -> int:
     return code
 
 
-def _command_log_level(settings: Settings) -> str:
-    """One-shot commands keep stderr quiet (warnings and up) unless DEBUG was asked for."""
-    return "DEBUG" if settings.log_level.upper() == "DEBUG" else "WARNING"
+def _os_error_line(error: OSError) -> str:
+    """A file error as a person reads it: what, and which file (no errno number)."""
+    reason = (error.strerror or "failed").lower()
+    return f"{error.filename}: {reason}" if error.filename else reason
 
 
 async def _run_command(
-    handler: Handler, settings: Settings, args: argparse.Namespace, admin_password: str | None
+    handler: Handler, access: Access, settings: Settings, args: argparse.Namespace,
+    admin_password: str | None,
 ) -> str:
-    """Migrate and open the database, run one handler, close everything again."""
-    await open_database(settings)
+    """Open the database (never migrating an existing one), run one handler, close again."""
+    settings = await open_for_command(settings, access)
     try:
         rt = build_runtime(settings)
         await rt.bus.start()
@@ -53,25 +60,24 @@ async def _run_command(
         await close_database()
 
 
-def _write_result(text: str) -> None:
-    try:
-        print(text, flush=True)
-    except BrokenPipeError:  # `groundstation satellites | head -1`: the reader left early
-        # Python's documented recipe: no second error when stdout is flushed at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+def _run(args: argparse.Namespace) -> int:
+    if args.standalone is not None:  # serve, migrate, doctor: their own database handling
+        status: int = args.standalone(args)
+        return status
+    settings = command_settings(args)
+    configure_command_logging(settings)
+    # The one read of this variable, here at start-up beside the settings.
+    admin_password = os.environ.get(ADMIN_PASSWORD_ENV) or None
+    write_result(asyncio.run(
+        _run_command(args.handler, args.access, settings, args, admin_password)))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `groundstation …`; returns the exit status (0 ok, 1 failure, 2 usage)."""
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     try:
-        settings = load_settings()
-        if args.handler is None:
-            return serve(settings, args.host, args.port)
-        configure_logging(_command_log_level(settings))
-        # The one read of this variable, here at start-up beside the settings.
-        admin_password = os.environ.get(ADMIN_PASSWORD_ENV) or None
-        result = asyncio.run(_run_command(args.handler, settings, args, admin_password))
+        return _run(args)
     except AppError as error:
         return _fail(error.message)
     except SettingsError as error:
@@ -79,9 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
     except OSError as error:
-        return _fail(str(error))
+        return _fail(_os_error_line(error))
     except Exception as error:  # the outermost boundary: one line, details only in DEBUG logs
         log.debug("command failed", exc_info=True)
-        return _fail(f"{type(error).__name__}: {error}")
-    _write_result(result)
-    return 0
+        return _fail(f"unexpected failure: {error or 'no message'} "
+                     "(GROUNDSTATION_LOG_LEVEL=DEBUG logs the details)")

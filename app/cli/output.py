@@ -7,6 +7,8 @@ JSON array or as an aligned table with the same column names.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
@@ -89,3 +91,14 @@ def render_table(rows: Sequence[Row], columns: Sequence[str]) -> str:
 
 def render_rows(rows: Sequence[Row], columns: Sequence[str], *, as_json: bool) -> str:
     return render_json(rows) if as_json else render_table(rows, columns)
+
+
+def write_result(text: str) -> None:
+    """The result alone on stdout (nothing for an empty result)."""
+    if not text:
+        return
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # `groundstation satellites | head -1`: the reader left early
+        # Python's documented recipe: no second error when stdout is flushed at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

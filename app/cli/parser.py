@@ -3,109 +3,60 @@
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Callable
-from enum import StrEnum
-from typing import Any, NoReturn, TypeVar
+from collections.abc import Sequence
 
 from app.cli import commands
+from app.cli.arguments import (
+    PROG,
+    KeyValues,
+    Parser,
+    Subparsers,
+    add_password_flag,
+    enum_choice,
+    group,
+    json_object,
+    metavar,
+)
+from app.cli.database import Access
+from app.cli.parser_operations import add_operations
+from app.cli.parser_reads import Groups, add_reads
+from app.cli.serve import serve_command
 from app.models.enums import CommandPriority, CommandType, TokenScope
-
-E = TypeVar("E", bound=StrEnum)
-
-PROG = "groundstation"
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (exit 2), like every other error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
-
-
-def enum_choice(enum_type: type[E]) -> Callable[[str], E]:
-    """Accept an enum value in any case (`GLOBAL`, `global`; `-` for `_`)."""
-    allowed = ", ".join(member.value for member in enum_type)
-
-    def parse(raw: str) -> E:
-        try:
-            return enum_type(raw.strip().lower().replace("-", "_"))
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"invalid choice {raw!r} (choose from {allowed})"
-            ) from None
-
-    return parse
-
-
-def json_object(raw: str) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(
-            f"not valid JSON ({exc.msg} at position {exc.pos})"
-        ) from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("must be a JSON object, e.g. '{\"key\": \"value\"}'")
-    return value
-
-
-class KeyValues(argparse.Action):
-    """A repeatable `K=V` flag gathered into one dict: split at the first `=` (the value
-    may hold more), the key non-empty, each key given once."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
-        raw = str(values)
-        key, separator, value = raw.partition("=")
-        if not separator or not key.strip():
-            parser.error(f"argument {option_string}: expected KEY=VALUE, got {raw!r}")
-        gathered: dict[str, str] = dict(getattr(namespace, self.dest, None) or {})
-        if key in gathered:
-            parser.error(f"argument {option_string}: {key!r} given twice")
-        gathered[key] = value
-        setattr(namespace, self.dest, gathered)
-
-
-def _metavar(enum_type: type[StrEnum]) -> str:
-    return "{" + ",".join(member.value for member in enum_type) + "}"
-
-
-def _group(
-    subparsers: argparse._SubParsersAction[Parser], name: str, help_text: str
-) -> argparse._SubParsersAction[Parser]:
-    group = subparsers.add_parser(name, help=help_text, description=help_text)
-    return group.add_subparsers(title="commands", dest=f"{name}_command", required=True,
-                                metavar="COMMAND")
+from app.version import VERSION
 
 
 def _add_serve(subparsers: argparse._SubParsersAction[Parser]) -> None:
     serve = subparsers.add_parser(
         "serve", help="migrate the database, then serve the API",
-        description="Migrate the database, then serve the satellite API. Prints the URL at "
-        "start; logs (JSON) go to stderr. Stops gracefully on SIGINT/SIGTERM.",
+        description="Migrate the database (creating it, and the default data directory, "
+        "when missing), then serve the satellite API. Prints the URL at start; logs (JSON) "
+        "go to stderr. Stops gracefully on SIGINT/SIGTERM.",
     )
     serve.add_argument("--host", help="address to listen on (default: GROUNDSTATION_HOST, "
                        "else 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: GROUNDSTATION_PORT, else 3000)")
-    serve.set_defaults(handler=None)
+    serve.add_argument("--no-migrate", action="store_true",
+                       help="do not migrate: refuse to start unless the database exists and "
+                       "is up to date (for deployments that run 'groundstation migrate' "
+                       "first)")
+    serve.set_defaults(standalone=serve_command)
 
 
 def _add_admin(subparsers: argparse._SubParsersAction[Parser]) -> None:
-    admin = _group(subparsers, "admin", "administrator accounts")
+    admin = group(subparsers, "admin", "administrator accounts")
     create = admin.add_parser(
         "create", help="create a global_admin user; prints the user id",
         description="Create a global_admin user and print its id. The password comes from "
-        "--password, else GROUNDSTATION_ADMIN_PASSWORD, else a prompt.",
+        "--password, else GROUNDSTATION_ADMIN_PASSWORD, else a prompt. Creates (and "
+        "migrates) the database when it does not exist yet.",
     )
     create.add_argument("--email", required=True)
-    create.add_argument("--password", help="the password (prefer the environment variable "
-                        "or the prompt: flags are visible in the process list)")
-    create.set_defaults(handler=commands.admin_create)
+    add_password_flag(create)
+    create.set_defaults(handler=commands.admin_create, access=Access.CREATE)
 
 
-def _add_team(subparsers: argparse._SubParsersAction[Parser]) -> None:
-    team = _group(subparsers, "team", "teams")
+def _add_team(subparsers: argparse._SubParsersAction[Parser]) -> Subparsers:
+    team = group(subparsers, "team", "teams")
     create = team.add_parser(
         "create", help="create a team; prints the team id",
         description="Create a team, optionally with an existing user as its team_admin. "
@@ -115,17 +66,18 @@ def _add_team(subparsers: argparse._SubParsersAction[Parser]) -> None:
     create.add_argument("--slug", required=True)
     create.add_argument("--admin", metavar="EMAIL", help="an existing user to make team_admin")
     create.set_defaults(handler=commands.team_create)
+    return team
 
 
 def _add_token(subparsers: argparse._SubParsersAction[Parser]) -> None:
-    token = _group(subparsers, "token", "satellite registration tokens")
+    token = group(subparsers, "token", "satellite registration tokens")
     create = token.add_parser(
         "create", help="issue a registration token; prints the token alone",
         description="Issue a single-use registration token and print it (shown only once). "
         "--name binds it to one satellite name: needed to re-register a live satellite.",
     )
     create.add_argument("--scope", required=True, type=enum_choice(TokenScope),
-                        metavar=_metavar(TokenScope))
+                        metavar=metavar(TokenScope))
     create.add_argument("--team", metavar="SLUG", help="the team (required for --scope team)")
     create.add_argument("--hours", type=int, help="lifetime in hours (global 1-24, default 1; "
                         "team 1-72, default 24)")
@@ -150,8 +102,8 @@ def _add_token(subparsers: argparse._SubParsersAction[Parser]) -> None:
     revoke.set_defaults(handler=commands.token_revoke)
 
 
-def _add_catalog(subparsers: argparse._SubParsersAction[Parser]) -> None:
-    catalog = _group(subparsers, "catalog", "the MCP server catalogue")
+def _add_catalog(subparsers: argparse._SubParsersAction[Parser]) -> Subparsers:
+    catalog = group(subparsers, "catalog", "the MCP server catalogue")
     load = catalog.add_parser(
         "import", help="create or update MCP server templates from a JSON file; prints the "
         "number imported",
@@ -161,9 +113,10 @@ def _add_catalog(subparsers: argparse._SubParsersAction[Parser]) -> None:
     )
     load.add_argument("file", metavar="FILE", help="the catalog file (JSON)")
     load.set_defaults(handler=commands.catalog_import)
+    return catalog
 
 
-def _add_install(subparsers: argparse._SubParsersAction[Parser]) -> None:
+def _add_install(subparsers: argparse._SubParsersAction[Parser]) -> Subparsers:
     install = subparsers.add_parser(
         "install", help="install a catalogue MCP server for a team; prints the installation id",
         description="Install a catalogue MCP server for a team (its team-level values), "
@@ -172,9 +125,9 @@ def _add_install(subparsers: argparse._SubParsersAction[Parser]) -> None:
         "secret fields are stored encrypted. An installation missing a required field is "
         "created as 'awaiting_config' and left out of satellite configs until set.",
     )
-    install.add_argument("--team", required=True, metavar="SLUG", help="the team")
-    install.add_argument("--server", required=True, metavar="SLUG",
-                         help="the catalogue server (see 'catalog import')")
+    install.add_argument("--team", metavar="SLUG", help="the team (required)")
+    install.add_argument("--server", metavar="SLUG",
+                         help="the catalogue server (see 'catalog import'; required)")
     install.add_argument("--name", help="the installation's name (default: the server's name)")
     install.add_argument("--env", action=KeyValues, metavar="KEY=VALUE",
                          help="a team environment variable; repeat for more (the value may "
@@ -190,11 +143,14 @@ def _add_install(subparsers: argparse._SubParsersAction[Parser]) -> None:
     install.add_argument("--owner", metavar="EMAIL",
                          help="an existing user who owns it (their user config is merged "
                          "in); default: none")
-    install.set_defaults(handler=commands.install)
+    install.set_defaults(handler=commands.install, required_flags=("team", "server"),
+                         usage_parser=install)
+    return install.add_subparsers(title="reading installations", dest="install_command",
+                                  metavar="COMMAND")
 
 
-def _add_command(subparsers: argparse._SubParsersAction[Parser]) -> None:
-    command = _group(subparsers, "command", "satellite commands")
+def _add_command(subparsers: argparse._SubParsersAction[Parser]) -> Subparsers:
+    command = group(subparsers, "command", "satellite commands")
     send = command.add_parser(
         "send", help="enqueue a command; prints the command id",
         description="Enqueue a command for one satellite and print its id. A satellite "
@@ -202,9 +158,9 @@ def _add_command(subparsers: argparse._SubParsersAction[Parser]) -> None:
     )
     send.add_argument("--satellite", required=True, metavar="ID")
     send.add_argument("--type", required=True, type=enum_choice(CommandType),
-                      metavar=_metavar(CommandType))
+                      metavar=metavar(CommandType))
     send.add_argument("--priority", type=enum_choice(CommandPriority),
-                      default=CommandPriority.NORMAL, metavar=_metavar(CommandPriority),
+                      default=CommandPriority.NORMAL, metavar=metavar(CommandPriority),
                       help="default: normal")
     send.add_argument("--payload", type=json_object, metavar="JSON",
                       help="a JSON object handed to the satellite")
@@ -212,9 +168,10 @@ def _add_command(subparsers: argparse._SubParsersAction[Parser]) -> None:
                       help="undelivered after this many seconds, the command expires "
                       "(1-86400; default: GROUNDSTATION_COMMAND_EXPIRY_SECONDS)")
     send.set_defaults(handler=commands.command_send)
+    return command
 
 
-def _add_satellites(subparsers: argparse._SubParsersAction[Parser]) -> None:
+def _add_satellites(subparsers: argparse._SubParsersAction[Parser]) -> Subparsers:
     listing = subparsers.add_parser(
         "satellites", help="list satellites",
         description="List satellites: id, name, satellite_type, team_id, status, online, "
@@ -223,7 +180,7 @@ def _add_satellites(subparsers: argparse._SubParsersAction[Parser]) -> None:
     listing.add_argument("--json", action="store_true", help="print one JSON array")
     listing.set_defaults(handler=commands.satellites_list)
 
-    satellite = _group(subparsers, "satellite", "operator actions on one satellite")
+    satellite = group(subparsers, "satellite", "operator actions on one satellite")
     actions: list[tuple[str, str, commands.Handler]] = [
         ("disable", "disable: every request with its key gets 401; prints 'ok'",
          commands.satellite_disable),
@@ -237,6 +194,7 @@ def _add_satellites(subparsers: argparse._SubParsersAction[Parser]) -> None:
         action = satellite.add_parser(name, help=help_text, description=help_text)
         action.add_argument("id", metavar="ID", help="the satellite id")
         action.set_defaults(handler=handler)
+    return satellite
 
 
 def build_parser() -> Parser:
@@ -245,14 +203,34 @@ def build_parser() -> Parser:
         description="Groundstation: the control plane for DeployStack MCP satellites. "
         "Every command reads the same settings as the server (DATABASE_URL, SECRET_KEY, ...).",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {VERSION}",
+                        help="print the version and exit")
+    parser.add_argument("--verbose", action="store_true",
+                        help="say on stderr which database (without its password) and which "
+                        "data directory the command uses")
+    parser.set_defaults(handler=None, access=Access.EXISTING, standalone=None,
+                        required_flags=())
     subparsers = parser.add_subparsers(title="commands", dest="command", required=True,
                                        metavar="COMMAND", parser_class=Parser)
     _add_serve(subparsers)
+    add_operations(subparsers)
     _add_admin(subparsers)
-    _add_team(subparsers)
+    team = _add_team(subparsers)
     _add_token(subparsers)
-    _add_catalog(subparsers)
-    _add_install(subparsers)
-    _add_command(subparsers)
-    _add_satellites(subparsers)
+    catalog = _add_catalog(subparsers)
+    install = _add_install(subparsers)
+    command = _add_command(subparsers)
+    satellite = _add_satellites(subparsers)
+    add_reads(subparsers, Groups(team=team, catalog=catalog, install=install, command=command,
+                                 satellite=satellite))
     return parser
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse `argv`; a flag that only some forms of a command need (`install --team`) is
+    checked here, as a usage error like argparse's own."""
+    args = build_parser().parse_args(argv)
+    missing = [f"--{flag}" for flag in args.required_flags if getattr(args, flag) is None]
+    if missing:
+        args.usage_parser.error(f"the following arguments are required: {', '.join(missing)}")
+    return args

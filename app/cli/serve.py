@@ -1,4 +1,5 @@
-"""`groundstation serve`: migrate, then serve until SIGINT/SIGTERM (graceful shutdown).
+"""`groundstation serve`: migrate (unless `--no-migrate`), then serve until SIGINT/SIGTERM
+(graceful shutdown).
 
 The stop is bounded: in-flight requests get the shutdown timeout, the final
 steps a few seconds each (`app.main`), and a thread that still runs after them
@@ -7,6 +8,7 @@ steps a few seconds each (`app.main`), and a thread that still runs after them
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import re
@@ -16,6 +18,7 @@ import time
 from aiohttp import web
 from yarl import URL
 
+from app.cli.database import command_settings, prepared
 from app.config import Settings
 from app.logs import configure_logging
 from app.main import create_app, log_serving
@@ -29,14 +32,24 @@ THREAD_GRACE_SECONDS = 1.0
 _ANNOUNCED_URL = re.compile(r"Running on (\S+)")
 
 
-def serve(settings: Settings, host: str | None, port: int | None) -> int:
-    """Serve the API; the URL is printed on stdout once the socket is bound."""
+def serve_command(args: argparse.Namespace) -> int:
+    """`groundstation serve`: may create the database (and the default data directory)
+    unless `--no-migrate`, which needs an existing, up-to-date one."""
+    migrate = not args.no_migrate
+    settings = prepared(command_settings(args), may_create=migrate)
+    return serve(settings, args.host, args.port, migrate=migrate)
+
+
+def serve(settings: Settings, host: str | None, port: int | None, *, migrate: bool = True
+          ) -> int:
+    """Serve the API; the URL is printed on stdout once the socket is bound. Without
+    `migrate`, a schema that is behind stops the start (one line, exit 1)."""
     configure_logging(settings.log_level)
     host = host or settings.host
     port = settings.port if port is None else port
     configured_url = str(URL.build(scheme="http", host=host, port=port))
 
-    app = create_app(settings)
+    app = create_app(settings, migrate=migrate)
 
     def announce(message: str) -> None:
         # The announced name carries the bound port (useful with --port 0).

@@ -48,6 +48,7 @@ def cli_environment(settings: Settings, **extra: str) -> dict[str, str]:
         if key not in _SETTING_VARIABLES and not key.startswith("GROUNDSTATION_")
     }
     env["DATABASE_URL"] = settings.database_url
+    env["GROUNDSTATION_DATA_DIR"] = settings.data_dir  # never the real home's
     env["SECRET_KEY"] = settings.secret_key or ""
     for name in ("password_hash_time_cost", "password_hash_memory_kib",
                  "password_hash_parallelism"):  # the test cost, as the server has it

@@ -20,6 +20,10 @@ COMMANDS = [
     ["command"], ["command", "send"], ["satellites"], ["satellite"],
     ["satellite", "disable"], ["satellite", "enable"], ["satellite", "delete"],
     ["satellite", "rotate-key"],
+    ["migrate"], ["doctor"], ["team", "list"], ["team", "show"], ["user"], ["user", "list"],
+    ["user", "show"], ["user", "reset-password"], ["catalog", "list"], ["catalog", "show"],
+    ["install", "list"], ["install", "show"], ["command", "list"], ["command", "show"],
+    ["satellite", "show"], ["satellite", "list"],
 ]
 UNKNOWN_ID = "0123456789abcdef0123456789abcdef"
 

@@ -55,6 +55,11 @@ class Principal:
         return Actor(ActorType.USER, user_id=self.user_id, address=self.address)
 
 
+# The command line: whoever runs it has the machine's database and keys, so its reads see
+# what a global administrator sees; its writes are audited as the CLI actor.
+CLI_PRINCIPAL = Principal(user_id="cli", email="", global_role=GlobalRole.GLOBAL_ADMIN)
+
+
 async def load_principal(
     user_id: str, *, session_id: str | None = None, address: str | None = None
 ) -> Principal | None:
@@ -67,4 +72,4 @@ async def load_principal(
     return Principal(user.id, user.email, user.global_role, memberships, session_id, address)
 
 
-__all__ = ["Principal", "load_principal"]
+__all__ = ["CLI_PRINCIPAL", "Principal", "load_principal"]

@@ -22,12 +22,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from app.bus import Channels
-from app.errors import Unauthenticated, ValidationError
+from app.errors import Unauthenticated
 from app.models import Session, User
-from app.services.common.actors import anonymous_actor
+from app.services.common.actors import Actor, anonymous_actor
 from app.services.common.audit import record_audit
 from app.services.people.principals import Principal, load_principal
-from app.services.people.users import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, normalize_email
+from app.services.people.users import MAX_PASSWORD_LENGTH, check_new_password, normalize_email
 
 if TYPE_CHECKING:
     from app.services.people.context import PeopleContext
@@ -158,6 +158,19 @@ async def logout(rt: PeopleContext, principal: Principal) -> None:
                        object_id=principal.user_id)
 
 
+async def _set_password(rt: PeopleContext, user: User, new_password: str, *,
+                        keep_session: str | None, reason: str) -> int:
+    """Store the new password's hash and end the user's sessions but `keep_session`
+    (their live subscriptions close with them); the number ended."""
+    await User.filter(id=user.id).update(password_hash=await rt.passwords.hash(new_password),
+                                         updated_at=rt.clock.now())
+    ended: list[str] = await Session.filter(user_id=user.id).exclude(  # type: ignore[assignment]
+        id=keep_session or ""
+    ).values_list("id", flat=True)
+    await _end_sessions(rt, ended, reason)
+    return len(ended)
+
+
 async def change_password(
     rt: PeopleContext, principal: Principal, *, current_password: str, new_password: str
 ) -> None:
@@ -168,19 +181,24 @@ async def change_password(
         rt, user, current_password, principal.address, user.email
     ):
         raise Unauthenticated("The current password is not correct", code="invalid_credentials")
-    if not MIN_PASSWORD_LENGTH <= len(new_password) <= MAX_PASSWORD_LENGTH:
-        raise ValidationError(
-            f"Passwords have {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
-            details=[{"field": "newPassword", "message": "invalid length"}],
-        )
-    await User.filter(id=user.id).update(password_hash=await rt.passwords.hash(new_password),
-                                         updated_at=rt.clock.now())
-    others: list[str] = await Session.filter(user_id=user.id).exclude(  # type: ignore[assignment]
-        id=principal.session_id or ""
-    ).values_list("id", flat=True)
-    await _end_sessions(rt, others, "password_changed")
+    check_new_password(new_password, "newPassword")
+    ended = await _set_password(rt, user, new_password, keep_session=principal.session_id,
+                                reason="password_changed")
     await record_audit("user.password_changed", actor=principal.actor, object_type="user",
-                       object_id=user.id, details={"sessions_ended": len(others)})
+                       object_id=user.id, details={"sessions_ended": ended})
+
+
+async def reset_password(rt: PeopleContext, user: User, *, new_password: str, actor: Actor
+                         ) -> int:
+    """Set a user's password without knowing the current one (an operator's reset for a
+    locked-out person: `groundstation user reset-password`), with the rules of
+    `change_password`; every session of the user ends. Audited; the number ended."""
+    check_new_password(new_password, "password")
+    ended = await _set_password(rt, user, new_password, keep_session=None,
+                                reason="password_reset")
+    await record_audit("user.password_reset", actor=actor, object_type="user",
+                       object_id=user.id, details={"sessions_ended": ended})
+    return ended
 
 
 EXPIRED_SESSIONS_PER_RUN = 1000
@@ -204,5 +222,6 @@ __all__ = [
     "login",
     "logout",
     "end_expired_sessions",
+    "reset_password",
     "session_digest",
 ]

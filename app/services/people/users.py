@@ -37,6 +37,15 @@ def _validate_email(email: str) -> str:
     return normalized
 
 
+def check_new_password(password: str, field: str) -> None:
+    """Every new password (a user's first, a change, a reset) has 8 to 1024 characters."""
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise ValidationError(
+            f"Passwords have {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
+            details=[{"field": field, "message": "invalid length"}],
+        )
+
+
 async def create_user(
     rt: PeopleContext, *, email: str, password: str, global_role: GlobalRole, actor: Actor
 ) -> User:
@@ -44,11 +53,7 @@ async def create_user(
     address; passwords have at least 8 characters; an email already in use → 409
     `email_taken`. The password is stored only as an Argon2id hash."""
     normalized = _validate_email(email)
-    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-        raise ValidationError(
-            f"Passwords have {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
-            details=[{"field": "password", "message": "invalid length"}],
-        )
+    check_new_password(password, "password")
     if await User.exists(email=normalized):
         raise Conflict("A user with this email already exists", code="email_taken")
     password_hash = await rt.passwords.hash(password)

@@ -14,6 +14,7 @@ Like `people.reads`, every read here is a queryset narrowed by the one scope rul
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TypeVar
 
 from tortoise.expressions import F, Subquery
@@ -21,7 +22,13 @@ from tortoise.functions import Coalesce
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-from app.models import McpClientSession, ResourceLimitBreach, SatelliteConfigState
+from app.models import (
+    McpClientSession,
+    ResourceLimitBreach,
+    Satellite,
+    SatelliteConfigState,
+    SatelliteProcess,
+)
 from app.services.people import reads
 from app.services.people.principals import Principal
 from app.services.people.scope import Kind, can_see, scoped
@@ -76,7 +83,27 @@ def config_states(principal: Principal, satellite_ids: list[str]
     return SatelliteConfigState.filter(satellite_id__in=Subquery(visible.values("id")))
 
 
+@dataclass(frozen=True, slots=True)
+class SatelliteReport:
+    """One satellite as an operator inspects it (`groundstation satellite show`)."""
+
+    satellite: Satellite
+    processes: list[SatelliteProcess]  # the visible ones, by process id
+    config_state: SatelliteConfigState | None  # None until it reports applying a config
+
+
+async def satellite_report(principal: Principal, satellite_id: str) -> SatelliteReport:
+    """The satellite (NOT_FOUND when missing or out of scope), its processes and the
+    config it last applied."""
+    satellite = await reads.require_satellite(principal, satellite_id)
+    processes = await scoped(principal, SatelliteProcess.filter(satellite_id=satellite.id),
+                             Kind.TEAM_OWNED).order_by("process_id", "id")
+    state = await config_states(principal, [satellite.id]).first()
+    return SatelliteReport(satellite, processes, state)
+
+
 __all__ = [
+    "SatelliteReport", "satellite_report",
     "client_sessions", "config_states", "limit_breaches", "may_see_client_origin",
     "session_start",
 ]
