@@ -109,12 +109,6 @@ def _invocations() -> list[tuple[str, list[str]]]:
     return found
 
 
-# Commands and flags issue 13 adds in another branch (wt-cli); until they are merged the
-# parser refuses them, and the check says so instead of failing. Once the parser knows
-# them, the invocations are checked like every other.
-PENDING_ISSUE_13 = {"migrate": ("migrate",), "--no-migrate": ("serve", "--no-migrate")}
-
-
 def _parser_accepts(argv: list[str]) -> bool:
     try:
         build_parser().parse_args(argv)
@@ -130,11 +124,6 @@ def test_the_deployment_files_run_commands_the_cli_has(
     if _parser_accepts(argv):
         return
     refusal = capsys.readouterr().err.strip()
-    pending = [token for token in argv if token in PENDING_ISSUE_13
-               and not _parser_accepts(list(PENDING_ISSUE_13[token]))]
-    if pending:
-        pytest.skip(f"{where}: `groundstation {' '.join(argv)}` needs {pending} from "
-                    "issue 13's CLI branch, not merged yet")
     pytest.fail(f"{where}: `groundstation {' '.join(argv)}` is refused: {refusal}")
 
 
