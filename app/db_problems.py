@@ -69,7 +69,10 @@ def _os_reason(error: OSError) -> str:
 def _postgres_problem(settings: Settings, error: BaseException) -> str | None:
     where, name, user = _postgres_names(settings)
     target = describe_database(settings)
-    for cause in _chain(error):
+    # The server's own answer first, wherever it sits in the chain: tortoise wraps it in
+    # DBConnectionError, which is itself a ConnectionError (an OSError).
+    causes = sorted(_chain(error), key=lambda cause: not isinstance(cause, asyncpg.PostgresError))
+    for cause in causes:
         if isinstance(cause, asyncpg.InvalidCatalogNameError):
             return (f"the database '{name}' does not exist on the PostgreSQL server {where}: "
                     f"create it (createdb -h {where.rsplit(':', 1)[0]} {name}) or "
@@ -81,7 +84,7 @@ def _postgres_problem(settings: Settings, error: BaseException) -> str | None:
         if isinstance(cause, asyncpg.CannotConnectNowError | asyncpg.TooManyConnectionsError):
             return (f"the database {target} does not accept connections now (starting, "
                     "stopping or full): retry shortly")
-        if isinstance(cause, OSError):
+        if isinstance(cause, OSError) and not isinstance(cause, DBConnectionError):
             return (f"cannot connect to the database {target}: {_os_reason(cause)} "
                     f"(is PostgreSQL running there? {_CHECK_URL})")
     if any(isinstance(cause, DBConnectionError) for cause in _chain(error)):

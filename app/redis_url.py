@@ -29,5 +29,7 @@ def safe_url(url: str) -> str:
     if "@" not in rest:
         return url
     credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
+    user, has_password, _ = credentials.partition(":")
+    if not has_password:  # a user name alone: nothing secret to hide
+        return url
     return f"{scheme}{sep}{user}:***@{host}" if user else f"{scheme}{sep}***@{host}"

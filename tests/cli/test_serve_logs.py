@@ -21,7 +21,9 @@ from tests.cli.conftest import cli_environment
 async def test_serve_logs_its_start_its_requests_and_its_stop(
     settings: Settings, tmp_path: Path
 ) -> None:
-    env = cli_environment(settings, GROUNDSTATION_DEBUG="true")
+    # On the PostgreSQL + Redis pass the server uses the test's Redis bus too.
+    bus = {"REDIS_URL": settings.redis_url} if settings.redis_url else {}
+    env = cli_environment(settings, GROUNDSTATION_DEBUG="true", **bus)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "app.cli", "serve", "--port", "0", env=env, cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
