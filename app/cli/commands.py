@@ -20,6 +20,7 @@ from typing import Any
 from app.cli.output import (
     SATELLITE_COLUMNS,
     TOKEN_COLUMNS,
+    render_json,
     render_rows,
     satellite_row,
     token_row,
@@ -44,6 +45,7 @@ from app.services.satellites.admin import (
 )
 from app.services.satellites.tokens import (
     issue_registration_token,
+    issue_registration_tokens,
     list_registration_tokens,
     revoke_registration_token,
 )
@@ -112,11 +114,22 @@ async def team_create(call: Invocation) -> str:
 
 async def token_create(call: Invocation) -> str:
     args = call.args
-    issued = await issue_registration_token(
-        call.rt, scope=args.scope, team_id=await _team_id(args.team), hours=args.hours,
-        satellite_name=args.name, actor=CLI_ACTOR,
-    )
-    return issued.token
+    team_id = await _team_id(args.team)
+    if args.count == 1:
+        issued = [await issue_registration_token(
+            call.rt, scope=args.scope, team_id=team_id, hours=args.hours,
+            satellite_name=args.name, actor=CLI_ACTOR,
+        )]
+    elif args.name is not None:
+        raise ValidationError("--name binds one token to one satellite: not with --count")
+    else:
+        issued = await issue_registration_tokens(
+            call.rt, count=args.count, scope=args.scope, team_id=team_id, hours=args.hours,
+            actor=CLI_ACTOR,
+        )
+    if args.json:
+        return render_json([{**token_row(token.row), "token": token.token} for token in issued])
+    return "\n".join(token.token for token in issued)
 
 
 async def token_list(call: Invocation) -> str:

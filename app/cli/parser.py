@@ -72,9 +72,11 @@ def _add_team(subparsers: argparse._SubParsersAction[Parser]) -> Subparsers:
 def _add_token(subparsers: argparse._SubParsersAction[Parser]) -> None:
     token = group(subparsers, "token", "satellite registration tokens")
     create = token.add_parser(
-        "create", help="issue a registration token; prints the token alone",
+        "create", help="issue registration tokens; prints each token alone on its line",
         description="Issue a single-use registration token and print it (shown only once). "
-        "--name binds it to one satellite name: needed to re-register a live satellite.",
+        "--name binds it to one satellite name: needed to re-register a live satellite. "
+        "--count N issues N tokens at once for provisioning a fleet (one per line, audited "
+        "as one action; not with --name).",
     )
     create.add_argument("--scope", required=True, type=enum_choice(TokenScope),
                         metavar=metavar(TokenScope))
@@ -83,6 +85,10 @@ def _add_token(subparsers: argparse._SubParsersAction[Parser]) -> None:
                         "team 1-72, default 24)")
     create.add_argument("--name", metavar="SATELLITE_NAME",
                         help="bind the token to this satellite name")
+    create.add_argument("--count", type=int, default=1, metavar="N",
+                        help="how many tokens to issue (1-10000, default 1)")
+    create.add_argument("--json", action="store_true",
+                        help="print one JSON array of {id, token, scope, team_id, expires_at}")
     create.set_defaults(handler=commands.token_create)
 
     listing = token.add_parser(

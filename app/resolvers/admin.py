@@ -142,6 +142,20 @@ async def create_registration_token(
                                    registration_token=RegistrationToken.of(issued.row))
 
 
+async def create_registration_tokens(
+    info: Info, scope: TokenScope, count: int, team_id: strawberry.ID | None = None,
+    expires_in_hours: int | None = None,
+) -> list[IssuedRegistrationToken]:
+    principal = principal_of(info)
+    await permissions.require_token_issuer(principal, scope, team_id)
+    issued = await tokens.issue_registration_tokens(
+        info.context.rt, count=count, scope=scope, team_id=team_id, hours=expires_in_hours,
+        actor=principal.actor)
+    return [IssuedRegistrationToken(token=token.token,
+                                    registration_token=RegistrationToken.of(token.row))
+            for token in issued]
+
+
 async def revoke_registration_token(info: Info, id: strawberry.ID) -> bool:  # noqa: A002
     principal = principal_of(info)
     token = await permissions.require_token_admin(principal, id)
@@ -213,6 +227,7 @@ async def cancel_command(info: Info, id: strawberry.ID) -> Command:  # noqa: A00
 
 __all__ = [
     "add_team_member", "audit_log", "cancel_command", "create_registration_token",
+    "create_registration_tokens",
     "create_team", "create_user", "delete_satellite", "enqueue_command",
     "registration_tokens", "remove_team_member", "revoke_registration_token",
     "rotate_satellite_key", "set_team_limits", "update_satellite", "users_",

@@ -9,7 +9,7 @@ import re
 
 import aiohttp
 
-from app.models import RegistrationToken, SatelliteCommand, TeamMembership, User
+from app.models import AuditEntry, RegistrationToken, SatelliteCommand, TeamMembership, User
 from app.models.enums import (
     CommandPriority,
     CommandType,
@@ -88,6 +88,38 @@ async def test_token_create_prints_only_a_token_that_registers_a_satellite(
     assert status == 200, body
     row = await RegistrationToken.get(used_by_satellite_id=body["satellite"]["id"])  # type: ignore[index]
     assert row.created_by_id is None  # type: ignore[attr-defined]
+
+
+async def test_token_create_count_prints_that_many_tokens_one_per_line(
+    cli: Cli, http: aiohttp.ClientSession
+) -> None:
+    result = await cli("token", "create", "--scope", "global", "--count", "200")
+    assert result.returncode == 0, result.stderr
+    tokens = result.stdout.splitlines()
+    assert len(tokens) == len(set(tokens)) == 200
+    assert all(token.startswith("deploystack_satellite_global_") for token in tokens)
+    for number, token in enumerate((tokens[0], tokens[-1])):
+        status, body = await register(http, token, f"bulk-satellite-{number}")
+        assert status == 200, body
+    assert (await register(http, tokens[0], "bulk-satellite-again"))[0] == 401  # single use
+    assert await AuditEntry.filter(action="registration_tokens.issued").count() == 1
+
+
+async def test_token_create_json_lists_ids_and_tokens_and_count_refuses_a_name(
+    cli: Cli, rt: Runtime
+) -> None:
+    as_json = await cli("token", "create", "--scope", "global", "--count", "3", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    rows = json.loads(as_json.stdout)
+    assert len(rows) == 3
+    assert {row["id"] for row in rows} == set(
+        await RegistrationToken.all().values_list("jti", flat=True))
+    assert all(row["token"].startswith("deploystack_satellite_global_") for row in rows)
+    named = await cli("token", "create", "--scope", "global", "--count", "2", "--name", "x-1")
+    assert "not with --count" in named.assert_one_line_error()
+    too_many = await cli("token", "create", "--scope", "global", "--count", "10001")
+    assert "count is 1 to 10,000" in too_many.assert_one_line_error()
+    assert await RegistrationToken.all().count() == 3
 
 
 async def test_a_name_bound_team_token_re_registers_an_existing_satellite(

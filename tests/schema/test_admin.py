@@ -194,6 +194,37 @@ async def test_a_team_token_registers_a_team_satellite_once_and_is_listed(
     assert await team_admin.error_code(REVOKE_TOKEN, {"id": record["id"]}) == "CONFLICT"
 
 
+CREATE_TOKENS = """mutation($scope: TokenScope!, $team: ID, $count: Int!) {
+  createRegistrationTokens(scope: $scope, teamId: $team, count: $count) {
+    token registrationToken { id scope teamId }
+  }
+}"""
+
+
+async def test_team_admins_issue_tokens_in_bulk_for_their_own_team_only(
+    graphql_as: ClientFactory, make_team: TeamFactory, http: aiohttp.ClientSession,
+) -> None:
+    team, other = await make_team(), await make_team()
+    team_admin = await graphql_as(teams={team.id: TeamRole.TEAM_ADMIN})
+    issued = (await team_admin.data(CREATE_TOKENS, {"scope": "TEAM", "team": team.id,
+                                                    "count": 5}))["createRegistrationTokens"]
+    assert len({token["token"] for token in issued}) == 5
+    assert {token["registrationToken"]["teamId"] for token in issued} == {team.id}
+    async with http.post("/api/satellites/register", json={"name": "bulk-team-satellite"},
+                         headers={"Authorization": f"Bearer {issued[4]['token']}"}) as response:
+        assert response.status == 200, await response.text()
+    listed = (await team_admin.data(TOKENS, {"team": team.id}))["registrationTokens"]
+    assert len(listed) == 5
+    assert await team_admin.error_code(
+        CREATE_TOKENS, {"scope": "TEAM", "team": other.id, "count": 2}) in ("FORBIDDEN",
+                                                                           "NOT_FOUND")
+    assert await team_admin.error_code(
+        CREATE_TOKENS, {"scope": "GLOBAL", "count": 2}) == "FORBIDDEN"
+    assert await team_admin.error_code(
+        CREATE_TOKENS, {"scope": "TEAM", "team": team.id, "count": 10_001}) == "VALIDATION"
+    assert len((await team_admin.data(TOKENS, {"team": team.id}))["registrationTokens"]) == 5
+
+
 async def test_revoking_a_token_is_idempotent_and_lists_it_revoked(
     graphql_as: ClientFactory,
 ) -> None:

@@ -19,6 +19,7 @@ from app.services.people.users import create_user
 from app.services.satellites.tokens import (
     consume_registration_token,
     issue_registration_token,
+    issue_registration_tokens,
     list_registration_tokens,
     release_registration_token,
     revoke_registration_token,
@@ -259,3 +260,42 @@ async def test_release_gives_the_token_back_only_for_that_use(
     assert await release_registration_token(issued.row.jti, satellite_id="a" * 32)
     again = await verify_registration_token(rt, f"Bearer {issued.token}")
     assert again.jti == issued.row.jti
+
+
+async def test_tokens_issued_in_bulk_are_distinct_single_use_and_audited_once(
+    rt: Runtime, make_team: TeamFactory
+) -> None:
+    team = await make_team()
+    issued = await issue_registration_tokens(
+        rt, count=25, scope=TokenScope.TEAM, team_id=team.id, hours=2, actor=CLI_ACTOR)
+    assert len({token.token for token in issued}) == 25
+    rows = await RegistrationToken.filter(team_id=team.id)
+    assert sorted(row.jti for row in rows) == sorted(token.row.jti for token in issued)
+    assert all(row.satellite_name is None and row.used_at is None for row in rows)
+    for token in issued[:3]:  # each is a valid team token of its own
+        verified = await verify_registration_token(rt, f"Bearer {token.token}")
+        assert (verified.jti, verified.team_id) == (token.row.jti, team.id)
+    [entry] = await AuditEntry.filter(action="registration_tokens.issued")
+    assert entry.team_id == team.id
+    assert entry.details["count"] == 25
+    assert entry.details["hours"] == 2
+    assert not any(token.token in str(entry.details) for token in issued)
+    assert not await AuditEntry.filter(action="registration_token.issued").exists()
+
+
+@pytest.mark.parametrize("count", [0, -1, 10_001])
+async def test_a_bulk_count_outside_its_bounds_issues_nothing(rt: Runtime, count: int) -> None:
+    with pytest.raises(ValidationError, match="count is 1 to 10,000"):
+        await issue_registration_tokens(rt, count=count, scope=TokenScope.GLOBAL, team_id=None,
+                                        hours=None, actor=CLI_ACTOR)
+    assert not await RegistrationToken.exists()
+
+
+async def test_bulk_tokens_follow_the_single_token_rules(rt: Runtime) -> None:
+    with pytest.raises(ValidationError, match="global tokens live 1 to 24 hours"):
+        await issue_registration_tokens(rt, count=2, scope=TokenScope.GLOBAL, team_id=None,
+                                        hours=25, actor=CLI_ACTOR)
+    with pytest.raises(NotFound):
+        await issue_registration_tokens(rt, count=2, scope=TokenScope.TEAM,
+                                        team_id="no-such-team", hours=None, actor=CLI_ACTOR)
+    assert not await RegistrationToken.exists()

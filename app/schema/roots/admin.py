@@ -49,6 +49,10 @@ class AdminMutation:
         resolver=admin.remove_team_member, permission_classes=SIGNED_IN)
     create_registration_token: IssuedRegistrationToken = strawberry.mutation(
         resolver=admin.create_registration_token, permission_classes=SIGNED_IN)
+    create_registration_tokens: list[IssuedRegistrationToken] = strawberry.mutation(
+        resolver=admin.create_registration_tokens, permission_classes=SIGNED_IN,
+        description="Issue `count` (1 to 10,000) single-use tokens at once, for provisioning "
+        "a fleet; audited as one action. Each value is shown only in this answer.")
     revoke_registration_token: bool = strawberry.mutation(
         resolver=admin.revoke_registration_token, permission_classes=SIGNED_IN)
     update_satellite: Satellite = strawberry.mutation(

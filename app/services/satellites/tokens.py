@@ -68,22 +68,20 @@ def _unauthenticated(code: str, message: str) -> Unauthenticated:
     return Unauthenticated(message, code=code)
 
 
-async def issue_registration_token(
-    rt: FleetContext,
-    *,
-    scope: TokenScope,
-    team_id: str | None,
-    hours: int | None,
-    satellite_name: str | None,
-    actor: Actor,
-) -> IssuedToken:
-    """Issue a single-use registration token.
+# Tokens one call may issue (`token create --count`, `createRegistrationTokens`).
+MAX_TOKENS_PER_CALL = 10_000
 
-    Lifetime: default 1 h (global) / 24 h (team); allowed 1–24 h (global) and
-    1–72 h (team). A team token names an existing team; a global token names
-    none. `satellite_name` binds the token to one name (needed to re-register
-    a live satellite). Who may issue is the caller's check (docs/graphql.md §2).
-    """
+
+@dataclass(frozen=True, slots=True)
+class _Lifetime:
+    scope: TokenScope
+    team_id: str | None
+    hours: int
+
+
+async def _checked_lifetime(scope: TokenScope, team_id: str | None, hours: int | None
+                            ) -> _Lifetime:
+    """The scope, team and lifetime rules shared by single and bulk issuance."""
     try:
         scope = TokenScope(str(scope).lower())
     except ValueError as error:
@@ -102,44 +100,106 @@ async def issue_registration_token(
             raise NotFound("Team not found", code="team_not_found")
     elif team_id is not None:
         raise ValidationError("A global token cannot belong to a team")
-    if satellite_name is not None:
-        validate_satellite_name(satellite_name)
+    return _Lifetime(scope, team_id, hours)
+
+
+def _signed(rt: FleetContext, lifetime: _Lifetime, satellite_name: str | None,
+            actor: Actor) -> IssuedToken:
+    """One signed token and its (unsaved) row."""
     jti = new_id()
-    now = rt.clock.now()
     token, expires_at = encode_token(
         rt.keys.registration_tokens,
         issuer=rt.settings.issuer,
         jti=jti,
-        scope=scope,
-        team_id=team_id,
+        scope=lifetime.scope,
+        team_id=lifetime.team_id,
         created_by=actor.user_id,
         satellite_name=satellite_name,
-        issued_at=now,
-        lifetime=timedelta(hours=hours),
+        issued_at=rt.clock.now(),
+        lifetime=timedelta(hours=lifetime.hours),
     )
-    row = await RegistrationToken.create(
+    row = RegistrationToken(
         jti=jti,
-        scope=scope,
-        team_id=team_id,
+        scope=lifetime.scope,
+        team_id=lifetime.team_id,
         satellite_name=satellite_name,
         token_hash=token_digest(token),
         created_by_id=actor.user_id,
         expires_at=expires_at,
     )
+    return IssuedToken(token, row)
+
+
+async def issue_registration_token(
+    rt: FleetContext,
+    *,
+    scope: TokenScope,
+    team_id: str | None,
+    hours: int | None,
+    satellite_name: str | None,
+    actor: Actor,
+) -> IssuedToken:
+    """Issue a single-use registration token.
+
+    Lifetime: default 1 h (global) / 24 h (team); allowed 1–24 h (global) and
+    1–72 h (team). A team token names an existing team; a global token names
+    none. `satellite_name` binds the token to one name (needed to re-register
+    a live satellite). Who may issue is the caller's check (docs/graphql.md §2).
+    """
+    lifetime = await _checked_lifetime(scope, team_id, hours)
+    if satellite_name is not None:
+        validate_satellite_name(satellite_name)
+    issued = _signed(rt, lifetime, satellite_name, actor)
+    await issued.row.save(force_create=True)
     await record_audit(
         "registration_token.issued",
         actor=actor,
         object_type="registration_token",
-        object_id=jti,
-        team_id=team_id,
+        object_id=issued.row.jti,
+        team_id=lifetime.team_id,
         details={
-            "scope": scope.value,
+            "scope": lifetime.scope.value,
             "satellite_name": satellite_name,
-            "expires_at": iso(expires_at),
-            "hours": hours,
+            "expires_at": iso(issued.row.expires_at),
+            "hours": lifetime.hours,
         },
     )
-    return IssuedToken(token, row)
+    return issued
+
+
+async def issue_registration_tokens(
+    rt: FleetContext,
+    *,
+    count: int,
+    scope: TokenScope,
+    team_id: str | None,
+    hours: int | None,
+    actor: Actor,
+) -> list[IssuedToken]:
+    """Issue `count` (1 to MAX_TOKENS_PER_CALL) single-use tokens at once, for
+    provisioning a fleet: the same rules as one token (none is bound to a satellite
+    name), written in one statement and audited as one action."""
+    if isinstance(count, bool) or not 1 <= count <= MAX_TOKENS_PER_CALL:
+        raise ValidationError(
+            f"count is 1 to {MAX_TOKENS_PER_CALL:,}",
+            details=[{"field": "count", "message": f"must be 1-{MAX_TOKENS_PER_CALL}"}],
+        )
+    lifetime = await _checked_lifetime(scope, team_id, hours)
+    issued = [_signed(rt, lifetime, None, actor) for _ in range(count)]
+    await RegistrationToken.bulk_create([token.row for token in issued], batch_size=500)
+    await record_audit(
+        "registration_tokens.issued",
+        actor=actor,
+        object_type="registration_token",
+        team_id=lifetime.team_id,
+        details={
+            "count": count,
+            "scope": lifetime.scope.value,
+            "expires_at": iso(issued[0].row.expires_at),
+            "hours": lifetime.hours,
+        },
+    )
+    return issued
 
 
 async def list_registration_tokens(
