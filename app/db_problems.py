@@ -109,7 +109,7 @@ def database_problem(settings: Settings, error: BaseException) -> Unavailable | 
     """The one-line error for a database that cannot be used, else None (a bug, or an
     error that is not about reaching the database)."""
     problem = (_sqlite_problem if settings.is_sqlite else _postgres_problem)(settings, error)
-    return None if problem is None else Unavailable(problem, code="database_unreachable")
+    return None if problem is None else Unavailable(problem, code="database_unavailable")
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.db import database_reachable
-from app.db_errors import DATABASE_UNREACHABLE
+from app.db_errors import DATABASE_UNREACHABLE, RETRY_AFTER_SECONDS
 from app.errors import Unauthenticated
 from app.rest.context import runtime_of
 from app.rest.errors import error_body, json_response
@@ -23,8 +23,10 @@ DATABASE_CHECK_SECONDS = 2.0
 async def health(request: web.Request) -> web.Response:
     if await database_reachable():
         return json_response({"status": "ok", "version": VERSION})
-    body = error_body(request, "database_unreachable", DATABASE_UNREACHABLE)
-    return json_response({**body, "status": "unavailable", "version": VERSION}, status=503)
+    # The same code (and Retry-After) as every other 503 for an unreachable database.
+    body = error_body(request, "database_unavailable", DATABASE_UNREACHABLE)
+    return json_response({**body, "status": "unavailable", "version": VERSION}, status=503,
+                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 async def registration_status(request: web.Request) -> web.Response:

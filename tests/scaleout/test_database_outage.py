@@ -47,6 +47,8 @@ async def test_an_unreachable_database_answers_503_fast_and_recovers(
             assert time.monotonic() - started < 5.0
             async with http.get("/api/health") as response:
                 assert response.status == 503
+                assert response.headers["Retry-After"]
+                assert (await response.json())["error"] == "database_unavailable"  # one code
 
             await proxy.start()  # back, on the same port: no restart of the server
 
