@@ -88,6 +88,11 @@ class Metrics:
         self.heartbeats = Counter(
             "groundstation_heartbeats_total", "Heartbeats received", registry=self.registry
         )
+        self.key_verifications = Counter(
+            "groundstation_api_key_verifications_total",
+            "Requests whose API key was verified with Argon2 (cache misses), by outcome",
+            ["outcome"], registry=self.registry,
+        )
         self.events = Counter(
             "groundstation_events_total", "Satellite events", ["outcome"], registry=self.registry
         )

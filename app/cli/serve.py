@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 # How long threads still running after the server stopped may take to end.
 THREAD_GRACE_SECONDS = 1.0
 
+# Connections the kernel queues before the loop accepts them: after a restart, a fleet
+# reconnects at once, and a full queue (aiohttp's default is 128) makes clients wait
+# for SYN retries (1 s, 3 s, …). The kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 4096
 # run_app announces its bound sites as "======== Running on http://h:p ========".
 _ANNOUNCED_URL = re.compile(r"Running on (\S+)")
 
@@ -63,6 +67,7 @@ def serve(settings: Settings, host: str | None, port: int | None, *, migrate: bo
         host=host,
         port=port,
         shutdown_timeout=settings.shutdown_timeout_seconds,
+        backlog=LISTEN_BACKLOG,
         print=announce,
     )
     _exit_if_threads_linger()

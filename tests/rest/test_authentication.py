@@ -7,10 +7,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from argon2 import PasswordHasher, Type
 
 import app.services.fleet.key_cache as key_cache
 from app.auth.api_keys import generate_api_key, parse_api_key
-from app.models import AuditEntry
+from app.models import AuditEntry, Satellite
 from app.models.enums import SatelliteStatus, SatelliteType
 from app.runtime import Runtime
 from app.services.common.actors import CLI_ACTOR
@@ -233,3 +234,27 @@ async def test_key_id_is_the_public_prefix_of_the_secret_part(
     assert state.key_id == parsed.key_id
     assert state.key_hash is not None
     assert satellite.api_key not in state.key_hash
+
+
+async def test_a_key_hashed_with_older_parameters_works_and_is_rehashed_on_use(
+    http: aiohttp.ClientSession, make_satellite: SatelliteFactory, rt: Runtime
+) -> None:
+    satellite = await make_satellite()
+    older = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1, type=Type.ID)
+    old_hash = older.hash(satellite.api_key)
+    await Satellite.filter(id=satellite.id).update(api_key_hash=old_hash)
+    state = rt.fleet.get(satellite.id)
+    assert state is not None
+    state.key_hash = old_hash  # as loaded at start-up after an upgrade
+    rt.key_cache.clear()
+
+    status, _, _ = await poll(http, satellite.id, satellite.api_key)
+
+    assert status == 200
+    stored = (await Satellite.get(id=satellite.id)).api_key_hash
+    assert stored != old_hash
+    assert stored is not None
+    assert "m=256," in stored
+    rt.key_cache.clear()
+    assert (await poll(http, satellite.id, satellite.api_key))[0] == 200  # the new hash verifies
+    assert (await poll(http, satellite.id, with_other_secret(satellite.api_key)))[0] == 401

@@ -176,7 +176,6 @@ async def test_enqueue_marks_pending_and_publishes_wake_up_and_update(
         command = await new_command(rt, state, priority=CommandPriority.IMMEDIATE)
 
     assert has_pending(state)
-    assert state.wakeup.is_set()
     assert (Channels.COMMANDS_PENDING, {"satellite_id": state.id}) in got
     updates = [message for channel, message in got if channel == Channels.COMMAND_UPDATED]
     assert updates == [command_message(command)]

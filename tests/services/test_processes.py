@@ -217,6 +217,46 @@ async def test_misses_count_per_heartbeat_even_within_one_flush(tmp_path: Path) 
         await server.close()
 
 
+async def test_an_unchanged_report_is_not_written_again_but_a_change_is(
+    http: aiohttp.ClientSession, make_satellite: SatelliteFactory, rt: Runtime
+) -> None:
+    satellite = await make_satellite()
+    await report(http, rt, satellite, [running("steady"), running("busy")])
+    first = {row.process_id: row.updated_at
+             for row in await SatelliteProcess.filter(satellite_id=satellite.id)}
+
+    await report(http, rt, satellite, [running("steady"), running(
+        "busy", performance_metrics={"total_requests": 3})])
+
+    after = {row.process_id: row.updated_at
+             for row in await SatelliteProcess.filter(satellite_id=satellite.id)}
+    assert after["steady"] == first["steady"]  # same report: no write
+    assert after["busy"] > first["busy"]
+    assert (await process(satellite, "busy")).performance_metrics == {"total_requests": 3}
+
+
+async def test_a_lifecycle_event_is_not_hidden_by_an_unchanged_report(
+    http: aiohttp.ClientSession, make_satellite: SatelliteFactory, rt: Runtime
+) -> None:
+    installation = await installation_of("acme")
+    key = config_key(installation, "context7", "acme")
+    satellite = await make_satellite(satellite_type=SatelliteType.GLOBAL)
+    await report(http, rt, satellite, [running(key)])
+    crash = {"type": "mcp.server.crashed", "timestamp": "2026-01-02T03:04:05.000Z", "data": {
+        "server_id": installation.id, "server_slug": "context7",
+        "team_id": installation.team_id,  # type: ignore[attr-defined]
+        "process_id": 4242, "exit_code": 1, "signal": None, "uptime_seconds": 30,
+        "crash_count": 1, "will_restart": True}}
+    async with http.post(satellite.path("events"), data=json.dumps({"events": [crash]}),
+                         headers=satellite.headers) as response:
+        assert (response.status, (await response.json())["processed"]) == (200, 1)
+    assert (await process(satellite, key)).status is ProcessStatus.FAILED
+
+    await report(http, rt, satellite, [running(key)])  # the same report as before the crash
+
+    assert (await process(satellite, key)).status is ProcessStatus.RUNNING
+
+
 def test_installation_id_is_read_from_the_end_of_a_config_key() -> None:
     installation_id = "0123456789abcdef0123456789abcdef"
     assert installation_id_in(f"context7-acme-{installation_id}") == installation_id

@@ -100,16 +100,13 @@ async def poll_commands(
             outcome = "empty" if held or result is not None else "idle"
             rt.metrics.polls.labels(outcome=outcome).inc()
             return result or _poll_result([], None)
-        # Clear, then re-check: a mark between our claim and the clear is not lost.
-        state.wakeup.clear()
         if state.has_pending or rt.shutting_down.is_set():
-            continue
+            continue  # marked, or stopping, while the claim ran
         held = True
         rt.metrics.held_polls.inc()
         try:
-            await asyncio.wait_for(state.wakeup.wait(), timeout=remaining)
-        except TimeoutError:
-            continue  # the loop answers (remaining <= 0)
+            # No await between the checks above and registering: no mark is missed.
+            await state.wakeup.wait(rt.fleet.poll_timers, deadline)
         finally:
             rt.metrics.held_polls.dec()
 

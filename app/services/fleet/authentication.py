@@ -33,10 +33,11 @@ re-verifies their keys.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, NoReturn
 
-from app.auth.api_keys import parse_api_key
+from app.auth.api_keys import api_key_hash_outdated, hash_api_key, parse_api_key
 from app.auth.bearer import bearer_credential
 from app.db import DATABASE_ERRORS
 from app.errors import Unauthenticated
@@ -100,10 +101,14 @@ async def authenticate_satellite(
         await _fail(rt, digest, address, "unknown_key_id", parsed.key_id)
     generation = state.key_generation
     if not await cache.verify(digest, state.key_hash, presented):
+        rt.metrics.key_verifications.labels(outcome="failed").inc()
         await _fail(rt, digest, address, "wrong_secret", parsed.key_id)
+    rt.metrics.key_verifications.labels(outcome="ok").inc()
     if state.key_generation != generation:  # rotated while we were verifying
         await _fail(rt, digest, address, "key_rotated", parsed.key_id)
     cache.remember_success(digest, state.id, generation)
+    if api_key_hash_outdated(state.key_hash):
+        await _rehash(state, presented)
     if state.rotated_key_unused:
         await _note_rotated_key_used(state, generation)
     return state
@@ -127,6 +132,22 @@ async def _note_rotated_key_used(state: SatelliteState, generation: int) -> None
             state.rotated_key_unused = True
         log.warning("recording the first use of a rotated key failed; retrying with the next "
                     "request", exc_info=True, extra={"op": "auth", "satellite_id": state.id})
+
+
+async def _rehash(state: SatelliteState, presented: str) -> None:
+    """Store the key's hash with the current parameters (docs/protocol.md §5), once:
+    only where the row still holds the old hash. A failure is retried at the next
+    verification of this key (memory keeps the old hash)."""
+    old_hash = state.key_hash
+    new_hash = await asyncio.to_thread(hash_api_key, presented)
+    try:
+        await Satellite.filter(id=state.id, api_key_hash=old_hash).update(api_key_hash=new_hash)
+    except DATABASE_ERRORS:
+        log.warning("re-hashing an API key failed; retrying at its next verification",
+                    exc_info=True, extra={"op": "auth", "satellite_id": state.id})
+        return
+    if state.key_hash == old_hash:
+        state.key_hash = new_hash
 
 
 async def _reread(rt: FleetContext, satellite_id: str) -> SatelliteState | None:

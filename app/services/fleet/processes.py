@@ -1,7 +1,7 @@
 """Satellite processes as heartbeats report them (docs/protocol.md §6).
 
 Run by the heartbeat flusher, inside its batch: `resolve_attributions()` reads
-(before the transaction), `apply_process_batch()` writes (inside it).
+(before the transaction), `ProcessWriter.write()` writes (inside it).
 
 Rules:
 - a reported process is upserted by `(satellite_id, process_id)`; unknown
@@ -18,24 +18,27 @@ Rules:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tortoise.expressions import F
+from tortoise.backends.base.client import BaseDBAsyncClient
 
-from app.models import McpInstallation, SatelliteProcess
-from app.models.enums import ProcessStatus
+from app.models import McpInstallation
+from app.models.ids import new_id
+from app.services.common.storage import encode_json
+from app.services.fleet.flush_sql import (
+    STOPPED_AFTER_MISSED,
+    count_missed,
+    reported_key,
+    stored_time,
+    upsert_processes,
+)
 from app.wire.heartbeat import ProcessReport
 
-STOPPED_AFTER_MISSED = 3
 # The installation id closing a config key: 32 lower-case hex characters after the last "-".
 _CONFIG_KEY = re.compile(r"-([0-9a-f]{32})$")
-_UPDATED_FIELDS = (
-    "server_name", "status", "health_status", "performance_metrics", "installation_id",
-    "team_id", "missed_heartbeats", "last_reported_at", "updated_at",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,67 +132,107 @@ def _match(
     return None
 
 
-async def apply_process_batch(
-    batch: ProcessBatch, attributions: dict[tuple[str, str], Attribution], now: datetime
-) -> None:
-    """Upsert the reported processes and count a missed heartbeat for every other live one.
+_Written = tuple[tuple[Any, ...], float]  # (what was written, when: monotonic seconds)
 
-    Runs inside the flusher's transaction. A process missed `STOPPED_AFTER_MISSED`
-    times in a row becomes `stopped`; being reported again resets the count.
+
+class ProcessWriter:
+    """Writes the reported processes of a flush, set-based (`flush_sql`), and remembers
+    what it wrote so an unchanged report costs no write.
+
+    A process whose report (names, states, metrics, attribution) equals what this
+    writer last wrote, less than `REFRESH_SECONDS` ago, is skipped: its row already
+    says so, with a missed count of 0. Its `last_reported_at` is therefore exact to
+    `REFRESH_SECONDS`. Whatever else changes a process row (lifecycle events, another
+    instance's flush) must `forget()` the satellite, or waits for the refresh.
+    What a flush writes is remembered only after its transaction committed.
     """
-    reported = {process.id: process for process in batch.processes}  # the last entry wins
-    process_ids = list(reported)
-    existing = {
-        row.process_id: row
-        for row in await SatelliteProcess.filter(
-            satellite_id=batch.satellite_id, process_id__in=process_ids
-        )
-    } if process_ids else {}
-    created: list[SatelliteProcess] = []
-    updated: list[SatelliteProcess] = []
-    for process_id, process in reported.items():
-        attribution = attributions.get((batch.satellite_id, process_id))
-        row = existing.get(process_id)
-        if row is None:
-            row = SatelliteProcess(
-                satellite_id=batch.satellite_id, process_id=process_id, started_at=batch.reported_at
-            )
-            created.append(row)
-        else:
-            updated.append(row)
-        row.server_name = process.server_name
-        row.status = process.status
-        row.health_status = process.health_status
-        row.performance_metrics = process.performance_metrics
-        row.installation_id = attribution.installation_id if attribution else None
-        row.team_id = attribution.team_id if attribution else None
-        row.missed_heartbeats = 0
-        row.last_reported_at = batch.reported_at
-        row.updated_at = now
-    if created:
-        await SatelliteProcess.bulk_create(created, batch_size=200)
-    if updated:
-        await SatelliteProcess.bulk_update(updated, fields=list(_UPDATED_FIELDS), batch_size=200)
-    live_elsewhere = SatelliteProcess.filter(satellite_id=batch.satellite_id).exclude(
-        status=ProcessStatus.STOPPED
-    )
-    if process_ids:
-        live_elsewhere = live_elsewhere.filter(process_id__not_in=process_ids)
-    await live_elsewhere.update(missed_heartbeats=F("missed_heartbeats") + 1)
-    await (
-        SatelliteProcess.filter(
-            satellite_id=batch.satellite_id, missed_heartbeats__gte=STOPPED_AFTER_MISSED
-        )
-        .exclude(status=ProcessStatus.STOPPED)
-        .update(status=ProcessStatus.STOPPED, updated_at=now)
-    )
+
+    REFRESH_SECONDS = 300.0
+    _MAX_SATELLITES = 200_000
+
+    def __init__(self, monotonic: Callable[[], float]) -> None:
+        self._monotonic = monotonic
+        # satellite id -> process id -> what was last written for it
+        self._written: dict[str, dict[str, _Written]] = {}
+
+    def forget(self, satellite_id: str) -> None:
+        """Forget what was written for a satellite's processes (their rows changed)."""
+        self._written.pop(satellite_id, None)
+
+    async def write(
+        self, conn: BaseDBAsyncClient, batches: Sequence[ProcessBatch],
+        attributions: dict[tuple[str, str], Attribution], now: datetime,
+    ) -> Callable[[], None]:
+        """Write `batches` inside the caller's transaction; returns the function that
+        remembers what was written, to be called once the transaction committed.
+
+        A satellite's batches are applied in order, one round per heartbeat, so
+        misses count per heartbeat even when several wait in one flush.
+        """
+        rounds: list[list[ProcessBatch]] = []
+        seen: dict[str, int] = {}
+        for batch in batches:
+            index = seen.get(batch.satellite_id, 0)
+            seen[batch.satellite_id] = index + 1
+            if index == len(rounds):
+                rounds.append([])
+            rounds[index].append(batch)
+        # satellite id -> its processes as they will be after this flush
+        after: dict[str, dict[str, _Written]] = {}
+        clock = self._monotonic()
+        stored_now = stored_time(now)
+        for round_batches in rounds:
+            rows: list[tuple[Any, ...]] = []
+            reported: list[str] = []
+            for batch in round_batches:
+                before = after.get(batch.satellite_id, self._written.get(batch.satellite_id, {}))
+                known: dict[str, _Written] = {}
+                reported_at = stored_time(batch.reported_at)
+                for process_id, process in {p.id: p for p in batch.processes}.items():
+                    reported.append(reported_key(batch.satellite_id, process_id))
+                    attribution = attributions.get((batch.satellite_id, process_id))
+                    written = _fingerprint(process, attribution)
+                    previous = before.get(process_id)
+                    if (previous is not None and previous[0] == written
+                            and clock - previous[1] < self.REFRESH_SECONDS):
+                        known[process_id] = previous
+                        continue
+                    rows.append((
+                        new_id(), batch.satellite_id, process_id, process.server_name,
+                        process.status.value, process.health_status.value, written[3],
+                        attribution.installation_id if attribution else None,
+                        attribution.team_id if attribution else None,
+                        0, reported_at, reported_at, stored_now, stored_now,
+                    ))
+                    known[process_id] = (written, clock)
+                # Processes it did not report are counted missed below: their rows change,
+                # so they are forgotten (`known` holds only the reported ones).
+                after[batch.satellite_id] = known
+            if rows:
+                await upsert_processes(conn, rows)
+            await count_missed(conn, [batch.satellite_id for batch in round_batches],
+                               reported, stored_now)
+        return lambda: self._remember(after)
+
+    def _remember(self, after: dict[str, dict[str, _Written]]) -> None:
+        self._written.update(after)
+        if len(self._written) > self._MAX_SATELLITES:
+            self._written.clear()  # only costs one write per process
+
+
+def _fingerprint(process: ProcessReport, attribution: Attribution | None) -> tuple[Any, ...]:
+    """What a row says about a reported process (metrics as their stored JSON)."""
+    return (process.server_name, process.status, process.health_status,
+            None if process.performance_metrics is None
+            else encode_json(process.performance_metrics),
+            attribution)
 
 
 __all__ = [
     "STOPPED_AFTER_MISSED",
     "Attribution",
     "ProcessBatch",
-    "apply_process_batch",
+    "ProcessWriter",
     "installation_id_in",
     "resolve_attributions",
 ]

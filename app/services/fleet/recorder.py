@@ -22,10 +22,12 @@ from tortoise.transactions import in_transaction
 from app.config import Settings
 from app.db import DATABASE_ERRORS
 from app.metrics import Metrics
-from app.models import Satellite, SatelliteHeartbeat
+from app.models import Satellite
 from app.services.common.clock import SYSTEM_CLOCK, Clock
+from app.services.common.storage import encode_json
 from app.services.common.waiting import wait_or_stop
-from app.services.fleet.processes import ProcessBatch, apply_process_batch, resolve_attributions
+from app.services.fleet.flush_sql import insert_history, stored_time, update_telemetry
+from app.services.fleet.processes import ProcessBatch, ProcessWriter, resolve_attributions
 from app.services.fleet.state import SatelliteState
 from app.wire.heartbeat import HeartbeatRequest
 
@@ -37,7 +39,11 @@ MAX_PENDING_PROCESS_BATCHES = 4
 # The same repairs from the same satellite are logged once per interval (a multi-core
 # host reports CPU above 100 % in every heartbeat).
 REPAIR_LOG_INTERVAL_SECONDS = 600.0
+# Satellites per write transaction: short transactions let people's writes interleave.
+FLUSH_CHUNK_SATELLITES = 500
 
+# A history row in HISTORY_COLUMNS order (`flush_sql`), its time not yet converted.
+HistoryRow = tuple[Any, ...]
 
 
 @dataclass(slots=True)
@@ -61,10 +67,11 @@ class HeartbeatRecorder:
 
     def __init__(self, settings: Settings, metrics: Metrics, clock: Clock = SYSTEM_CLOCK) -> None:
         self._settings = settings
+        self.processes = ProcessWriter(clock.monotonic)
         self._clock = clock
         self._metrics = metrics
         self._pending: dict[str, _PendingSatellite] = {}
-        self._history: deque[SatelliteHeartbeat] = deque()
+        self._history: deque[HistoryRow] = deque()
         # History rows taken by a flush that has not finished: still buffered (a failed
         # flush puts them back), so they count as pending.
         self._in_flight_history = 0
@@ -95,21 +102,11 @@ class HeartbeatRecorder:
                 ProcessBatch(state.id, state.team_id, at, tuple(body.processes))
             )
         self._merge_pending(state.id, entry)
-        self._history.append(
-            SatelliteHeartbeat(
-                satellite_id=state.id,
-                timestamp=at,
-                status=body.status,
-                cpu_usage_percent=metrics.cpu_usage_percent,
-                memory_usage_mb=metrics.memory_usage_mb,
-                disk_usage_percent=metrics.disk_usage_percent,
-                uptime_seconds=metrics.uptime_seconds,
-                network_rx_bytes=metrics.network_rx_bytes,
-                network_tx_bytes=metrics.network_tx_bytes,
-                process_count=process_count,
-                error_count=body.error_count,
-            )
-        )
+        self._history.append((  # in HISTORY_COLUMNS order; the time converted when written
+            state.id, at, body.status.value, metrics.cpu_usage_percent, metrics.memory_usage_mb,
+            metrics.disk_usage_percent, metrics.uptime_seconds, metrics.network_rx_bytes,
+            metrics.network_tx_bytes, process_count, body.error_count,
+        ))
         self._enforce_limit()
 
     def repairs_worth_logging(self, satellite_id: str, repairs: tuple[str, ...]) -> bool:
@@ -172,7 +169,7 @@ class HeartbeatRecorder:
             self._pending, self._history = {}, deque()
             self._in_flight_history = len(history)
             try:
-                await _write(pending, list(history), self._clock)
+                await self._write(pending, history)
             except BaseException as error:
                 self._in_flight_history = 0
                 self._restore(pending, history)
@@ -193,8 +190,49 @@ class HeartbeatRecorder:
             self._in_flight_history = 0
             return True
 
+    async def _write(self, pending: dict[str, _PendingSatellite],
+                     history: deque[HistoryRow]) -> None:
+        """Write in transactions of up to `FLUSH_CHUNK_SATELLITES` satellites each (with
+        their history rows), so people's writes interleave on a busy database.
+
+        What a transaction wrote leaves `pending` and `history`; after a failure they
+        hold exactly what is still to write.
+        """
+        batches = [batch for entry in pending.values() for batch in entry.process_batches]
+        attributions = await resolve_attributions(batches) if batches else {}
+        now = self._clock.now()
+        rows_by_satellite: dict[str, list[HistoryRow]] = {}
+        for row in history:
+            rows_by_satellite.setdefault(row[0], []).append(row)
+        satellite_ids = list(pending)
+        orphans = [row for row in history if row[0] not in pending]
+        chunks = [satellite_ids[start:start + FLUSH_CHUNK_SATELLITES]
+                  for start in range(0, len(satellite_ids), FLUSH_CHUNK_SATELLITES)] or [[]]
+        for number, chunk in enumerate(chunks, start=1):
+            rows = [row for satellite_id in chunk
+                    for row in rows_by_satellite.get(satellite_id, ())]
+            if number == len(chunks):
+                rows.extend(orphans)
+            async with in_transaction() as conn:
+                # Telemetry first: the transaction starts with a write. `online` is read
+                # now: the offline job may have changed it since the heartbeat arrived.
+                await update_telemetry(conn, [_telemetry_row(pending[i]) for i in chunk])
+                if rows:
+                    await insert_history(conn, [_stored_history(row) for row in rows])
+                remember = await self.processes.write(
+                    conn, [b for i in chunk for b in pending[i].process_batches],
+                    attributions, now)
+            remember()
+            for satellite_id in chunk:
+                del pending[satellite_id]
+            written = {id(row) for row in rows}
+            remaining = deque(row for row in history if id(row) not in written)
+            history.clear()
+            history.extend(remaining)
+            self._in_flight_history = len(history)
+
     def _restore(self, pending: dict[str, _PendingSatellite],
-                 history: deque[SatelliteHeartbeat]) -> None:
+                 history: deque[HistoryRow]) -> None:
         newer, self._pending = self._pending, pending
         for satellite_id, entry in newer.items():
             self._merge_pending(satellite_id, entry)
@@ -204,7 +242,7 @@ class HeartbeatRecorder:
 
     async def _forget_vanished_satellites(self) -> None:
         """Drop buffered rows of satellites whose row is gone, so they cannot block every flush."""
-        wanted = set(self._pending) | {row.satellite_id for row in self._history}  # type: ignore[attr-defined]
+        wanted = set(self._pending) | {row[0] for row in self._history}
         try:
             existing = set(
                 await Satellite.filter(id__in=list(wanted)).values_list("id", flat=True)
@@ -216,28 +254,22 @@ class HeartbeatRecorder:
             return
         for satellite_id in vanished:
             self._pending.pop(satellite_id, None)
-        self._history = deque(
-            row for row in self._history
-            if row.satellite_id not in vanished  # type: ignore[attr-defined]
-        )
+        self._history = deque(row for row in self._history if row[0] not in vanished)
         log.warning("dropped buffered heartbeats of deleted satellites",
                     extra={"op": "heartbeat.flush", "satellites": len(vanished)})
 
 
-async def _write(pending: dict[str, _PendingSatellite], history: list[SatelliteHeartbeat],
-                 clock: Clock) -> None:
-    """One transaction: telemetry updates first (it starts with a write), history, processes."""
-    batches = [batch for entry in pending.values() for batch in entry.process_batches]
-    attributions = await resolve_attributions(batches) if batches else {}
-    now = clock.now()
-    async with in_transaction():
-        for satellite_id, entry in pending.items():
-            # `.update()` leaves `updated_at` and `revision` alone: telemetry is not an
-            # administrative change. `online` is read now: the offline job may have
-            # changed it since the heartbeat arrived.
-            await Satellite.filter(id=satellite_id).update(online=entry.state.online,
-                                                           **entry.fields)
-        if history:
-            await SatelliteHeartbeat.bulk_create(history, batch_size=500)
-        for batch in batches:
-            await apply_process_batch(batch, attributions, now)
+def _telemetry_row(entry: _PendingSatellite) -> tuple[Any, ...]:
+    fields = entry.fields
+    metrics = fields["latest_metrics"]
+    return (
+        entry.state.id, entry.state.online, stored_time(fields["last_heartbeat_at"]),
+        stored_time(fields["key_last_used_at"]),
+        None if metrics is None else encode_json(metrics), fields["reported_status"].value,
+        fields["error_count"], fields.get("version"), fields.get("satellite_url"),
+        fields.get("process_count"),
+    )
+
+
+def _stored_history(row: HistoryRow) -> tuple[Any, ...]:
+    return (row[0], stored_time(row[1]), *row[2:])

@@ -40,6 +40,7 @@ from app.config import IPNetwork
 from app.models import Satellite, SatelliteCommand
 from app.models.enums import CommandStatus, SatelliteStatus, SatelliteType
 from app.services.common.clock import SYSTEM_CLOCK, Clock
+from app.services.fleet.wakeups import DeadlineTimers, Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class SatelliteState:
     # was marked while it ran.
     has_pending: bool = False
     pending_epoch: int = 0
-    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    wakeup: Wakeup = field(default_factory=Wakeup)
 
     @property
     def is_global(self) -> bool:
@@ -114,6 +115,8 @@ class FleetState:
         self._synced_epoch = bus.epoch if bus.connected else -1
         self._resync_requested = asyncio.Event()
         self._degraded_logged = False
+        # Deadlines of held long polls (`SatelliteState.wakeup`).
+        self.poll_timers = DeadlineTimers()
 
     # ---- reads -------------------------------------------------------------
     def get(self, satellite_id: str) -> SatelliteState | None:

@@ -50,6 +50,7 @@ from app.services.telemetry.model import (
 from app.services.telemetry.parsing import parse, type_of
 from app.services.telemetry.redaction import redact_request_logs
 from app.services.telemetry.rows import Batch, insert_events, prepare_rows
+from app.services.telemetry.states import PROCESS_TYPES
 from app.wire.events import REQUIRED_DATA
 
 if TYPE_CHECKING:
@@ -112,6 +113,8 @@ async def ingest_events(rt: FleetContext, state: SatelliteState, raw_events: Seq
     failures.sort(key=lambda failure: failure.index)
     stored.sort(key=lambda event: event.index)
     fresh = [event for event in stored if event.new]
+    if any(event.type in PROCESS_TYPES for event in fresh):
+        rt.heartbeats.processes.forget(state.id)  # its process rows changed
     await _publish(rt, state, fresh)
     if fresh:
         rt.metrics.events.labels(outcome="accepted").inc(len(fresh))
