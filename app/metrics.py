@@ -116,6 +116,12 @@ class Metrics:
             "groundstation_heartbeat_flush_failures_total", "Failed heartbeat flushes",
             registry=self.registry,
         )
+        self.flush_duration = Histogram(
+            "groundstation_heartbeat_flush_seconds",
+            "Duration of heartbeat flushes that wrote something",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
         self.history_dropped = Counter(
             "groundstation_heartbeat_history_dropped_total",
             "Heartbeat history rows dropped because the buffer was full (oldest first)",

@@ -168,6 +168,7 @@ class HeartbeatRecorder:
             pending, history = self._pending, self._history
             self._pending, self._history = {}, deque()
             self._in_flight_history = len(history)
+            started = time.perf_counter()
             try:
                 await self._write(pending, history)
             except BaseException as error:
@@ -188,6 +189,7 @@ class HeartbeatRecorder:
                     await self._forget_vanished_satellites()
                 return False
             self._in_flight_history = 0
+            self._metrics.flush_duration.observe(time.perf_counter() - started)
             return True
 
     async def _write(self, pending: dict[str, _PendingSatellite],
