@@ -21,6 +21,7 @@ from app.cli.database import Access
 from app.cli.parser_operations import add_operations
 from app.cli.parser_reads import Groups, add_reads
 from app.cli.serve import serve_command
+from app.cli.simulate import add_simulate
 from app.models.enums import CommandPriority, CommandType, TokenScope
 from app.version import VERSION
 
@@ -220,6 +221,7 @@ def build_parser() -> Parser:
                                        metavar="COMMAND", parser_class=Parser)
     _add_serve(subparsers)
     add_operations(subparsers)
+    add_simulate(subparsers)
     _add_admin(subparsers)
     team = _add_team(subparsers)
     _add_token(subparsers)

@@ -29,6 +29,7 @@ import asyncio
 import ipaddress
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -115,6 +116,8 @@ class FleetState:
         self._synced_epoch = bus.epoch if bus.connected else -1
         self._resync_requested = asyncio.Event()
         self._degraded_logged = False
+        # Marks this instance's own change announcements (`announce_change`).
+        self.origin = uuid.uuid4().hex
         # Deadlines of held long polls (`SatelliteState.wakeup`).
         self.poll_timers = DeadlineTimers()
 
@@ -242,10 +245,14 @@ class FleetState:
         if not changed:
             return None
         state = await self.reload(satellite_id)
-        await self._bus.publish(
-            Channels.SATELLITE_CHANGED, {"satellite_id": satellite_id, "reason": reason}
-        )
+        await self.announce_change(satellite_id, reason)
         return state
+
+    async def announce_change(self, satellite_id: str, reason: str) -> None:
+        """Tell every instance that a satellite's row changed (this one already applied it:
+        its own announcements are not read back, see `follow_bus`)."""
+        await self._bus.publish(Channels.SATELLITE_CHANGED, {
+            "satellite_id": satellite_id, "reason": reason, "origin": self.origin})
 
     # ---- pending work ------------------------------------------------------
     def mark_pending(self, satellite_id: str) -> None:
@@ -337,6 +344,11 @@ class FleetState:
                 if channel == Channels.COMMANDS_PENDING:
                     self.mark_pending(str(message.get("satellite_id", "")))
                 elif channel == Channels.SATELLITE_CHANGED:
+                    if message.get("origin") == self.origin:
+                        # Ours: memory has it. Reading it back cost one query per change,
+                        # and at fleet bring-up (a change per activation) the subscription
+                        # fell behind and was dropped, forcing full re-reads.
+                        continue
                     try:
                         await self.reload(str(message.get("satellite_id", "")))
                     except Exception:

@@ -38,7 +38,6 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from app.bus import Channels
 from app.errors import AppError, Conflict, Forbidden, RateLimited, Unauthenticated
 from app.models import Satellite, Team
 from app.models.enums import SatelliteStatus, SatelliteType, TokenScope
@@ -182,9 +181,7 @@ async def _create(
             raise name_taken(request.name) from error
         raise
     rt.fleet.apply_row(row)
-    await rt.bus.publish(
-        Channels.SATELLITE_CHANGED, {"satellite_id": row.id, "reason": "registered"}
-    )
+    await rt.fleet.announce_change(row.id, "registered")
     await record_audit(
         "satellite.registered",
         actor=satellite_actor(row.id, address),
