@@ -20,6 +20,7 @@ from yarl import URL
 
 from app.cli.database import command_settings, prepared
 from app.config import Settings
+from app.gc_tuning import tune_for_long_lived_heap
 from app.logs import configure_logging
 from app.main import create_app, log_serving
 
@@ -54,6 +55,7 @@ def serve(settings: Settings, host: str | None, port: int | None, *, migrate: bo
     configured_url = str(URL.build(scheme="http", host=host, port=port))
 
     app = create_app(settings, migrate=migrate)
+    app.on_startup.append(_tune_gc)  # after start-up loaded the fleet
 
     def announce(message: str) -> None:
         # The announced name carries the bound port (useful with --port 0).
@@ -72,6 +74,10 @@ def serve(settings: Settings, host: str | None, port: int | None, *, migrate: bo
     )
     _exit_if_threads_linger()
     return 0
+
+
+async def _tune_gc(_app: web.Application) -> None:
+    tune_for_long_lived_heap()
 
 
 def _exit_if_threads_linger() -> None:

@@ -105,7 +105,7 @@ def simulate_command(args: argparse.Namespace) -> int:
         url=args.url.rstrip("/"), satellites=args.satellites, duration=args.duration,
         tokens=tokens, credentials=credentials, events_per_second=args.events_per_second,
         long_poll=args.long_poll, faults=args.faults, seed=args.seed,
-        on_command=delivered if args.deliveries_out else None,
+        on_command=delivered if args.deliveries_out else None, tune_gc=True,
     ))
     summary = asyncio.run(_run(fleet))
     if args.credentials_out:

@@ -30,6 +30,7 @@ from typing import Any
 
 import aiohttp
 
+from app.gc_tuning import tune_for_long_lived_heap
 from app.simulator.stats import Stats
 from app.version import VERSION
 
@@ -39,6 +40,7 @@ EVENT_BATCH_SECONDS = 3.0
 MAX_EVENTS_PER_BATCH = 100
 DEFAULT_HEARTBEAT_SECONDS = 30.0
 FAULT_SHARE = 0.05
+KEEPALIVE_SECONDS = 20.0
 _THROTTLED = (429, 503)
 
 
@@ -55,6 +57,9 @@ class Options:
     seed: int = 1
     register_concurrency: int = 64
     progress_seconds: float = 5.0
+    # Process-wide garbage-collector settings for a big heap (`app.gc_tuning`): for a
+    # process of its own, not for a library caller.
+    tune_gc: bool = False
     # Called with (satellite id, command id, time.monotonic()) when a poll delivers.
     on_command: Callable[[str, str, float], None] | None = None
 
@@ -135,7 +140,11 @@ class Fleet:
     # ---- running ------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
         raise_file_limit(self.options.satellites * 2 + 100)
-        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+        if self.options.tune_gc:
+            tune_for_long_lived_heap()  # the client's own pauses would count as latency
+        # Idle connections are closed well before a server would (aiohttp's closes after
+        # 75 s), so no request is ever sent on a connection the server is closing.
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_SECONDS)
         timeout = aiohttp.ClientTimeout(total=LONG_POLL_SECONDS + 20)
         self._started = time.monotonic()
         async with aiohttp.ClientSession(self.options.url, connector=connector,
