@@ -136,6 +136,7 @@ class Fleet:
         self.bring_up: Stats | None = None
         self._steady_started: float | None = None
         self._stopping = asyncio.Event()
+        self._sending: set[asyncio.Task[None]] = set()
 
     # ---- running ------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
@@ -159,9 +160,9 @@ class Fleet:
                 pass
             finally:
                 self._stopping.set()
-                for task in tasks:
+                for task in [*tasks, *self._sending]:
                     task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.gather(*tasks, *self._sending, return_exceptions=True)
         return self.summary()
 
     def stop(self) -> None:
@@ -267,6 +268,8 @@ class Fleet:
                 self.stats.unreachable += 1
                 return 0, b"", {}
             except (aiohttp.ClientError, TimeoutError) as error:
+                if self._stopping.is_set():
+                    return 0, b"", {}  # the run is ending: not the server's failure
                 self.stats.transport_errors += 1
                 self.stats.note_error(f"{route}: {type(error).__name__}")
                 return 0, b"", {}
@@ -476,7 +479,9 @@ class Fleet:
                 if satellite.events:
                     batch = satellite.events[:MAX_EVENTS_PER_BATCH]
                     del satellite.events[:MAX_EVENTS_PER_BATCH]
-                    asyncio.create_task(self._send_events(satellite, batch))  # noqa: RUF006
+                    sending = asyncio.create_task(self._send_events(satellite, batch))
+                    self._sending.add(sending)
+                    sending.add_done_callback(self._sending.discard)
 
     async def _send_events(self, satellite: SimulatedSatellite,
                            batch: list[dict[str, Any]]) -> None:
