@@ -264,8 +264,12 @@ class Fleet:
                     payload = await response.read()
                     status = response.status
                     answer_headers = response.headers
-            except aiohttp.ClientConnectorError:
-                self.stats.unreachable += 1
+            except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as error:
+                # Refused or dropped connections: a server that is down or restarting.
+                # The reference satellite retries these; counted apart from errors.
+                if not self._stopping.is_set():
+                    self.stats.unreachable += 1
+                    self.stats.note_unreachable(f"{route}: {type(error).__name__}")
                 return 0, b"", {}
             except (aiohttp.ClientError, TimeoutError) as error:
                 if self._stopping.is_set():
@@ -507,6 +511,7 @@ def _stats_summary(stats: Stats, elapsed: float) -> dict[str, Any]:
         "events_rejected": stats.events_rejected,
         "routes": {name: route.summary(elapsed) for name, route in stats.routes.items()},
         "error_samples": stats.error_samples,
+        "unreachable_samples": stats.unreachable_samples,
     }
 
 

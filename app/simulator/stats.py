@@ -86,10 +86,15 @@ class Stats:
     events_sent: int = 0
     events_rejected: int = 0
     error_samples: list[str] = field(default_factory=list)
+    unreachable_samples: list[str] = field(default_factory=list)
 
     def note_error(self, text: str) -> None:
         if len(self.error_samples) < 10 and text not in self.error_samples:
             self.error_samples.append(text)
+
+    def note_unreachable(self, text: str) -> None:
+        if len(self.unreachable_samples) < 10 and text not in self.unreachable_samples:
+            self.unreachable_samples.append(text)
 
     @property
     def requests(self) -> int:
