@@ -35,8 +35,11 @@ class Bus(Protocol):
         """Publish each message, in order; a networked bus sends them as one."""
         ...
 
-    def subscribe(self, channels: Iterable[str]) -> AsyncIterator[tuple[str, Message]]:
-        """Yield `(channel, message)` for every message published after the call."""
+    def subscribe(self, channels: Iterable[str], *, satellite_id: str | None = None
+                  ) -> AsyncIterator[tuple[str, Message]]:
+        """Yield `(channel, message)` for every message published after the call; with
+        `satellite_id`, only messages whose `satellite_id` is that one (routed by key:
+        a per-satellite subscriber costs nothing for the rest of the fleet)."""
         ...
 
     @property

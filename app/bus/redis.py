@@ -186,8 +186,9 @@ class RedisBus:
         self._publishing.succeeded()
 
     # ---- subscribing -------------------------------------------------------
-    def subscribe(self, channels: Iterable[str]) -> AsyncIterator[_Item]:
-        return self._local.subscribe(channels)
+    def subscribe(self, channels: Iterable[str], *, satellite_id: str | None = None
+                  ) -> AsyncIterator[_Item]:
+        return self._local.subscribe(channels, satellite_id=satellite_id)
 
     async def _read_forever(self) -> None:
         delay = self._backoff_initial

@@ -56,13 +56,16 @@ Viewer = Callable[[], Principal | None]
 
 
 async def _channel(rt: FleetContext, channel: str, stop: asyncio.Event | None = None,
-                   ready: asyncio.Event | None = None) -> AsyncGenerator[Item, None]:
-    """Messages of `channel`; a drop yields `Dropped` and ends; `stop` ends quietly.
+                   ready: asyncio.Event | None = None, satellite_id: str | None = None,
+                   ) -> AsyncGenerator[Item, None]:
+    """Messages of `channel` (of one satellite, when given: routed by the bus, so a
+    stream of one satellite does not read the whole fleet's); a drop yields
+    `Dropped` and ends; `stop` ends quietly.
 
     `ready` is set once the subscription is registered on the bus, so a caller
     can read the database afterwards without a gap at the seam.
     """
-    source = rt.bus.subscribe([channel])
+    source = rt.bus.subscribe([channel], satellite_id=satellite_id)
     rt.metrics.subscriptions.inc()
     stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
     getter: asyncio.Future[tuple[str, Message]] | None = None
@@ -122,10 +125,11 @@ Visible = Callable[[Principal, Message], bool]
 
 
 async def _visible(rt: FleetContext, channel: str, viewer: Viewer, visible: Visible,
-                   stop: asyncio.Event | None) -> AsyncGenerator[Item, None]:
+                   stop: asyncio.Event | None, satellite_id: str | None = None,
+                   ) -> AsyncGenerator[Item, None]:
     """The messages of `channel` the current caller may see; ends when the caller is gone
     (session ended) and after passing on a drop."""
-    async for message in _channel(rt, channel, stop):
+    async for message in _channel(rt, channel, stop, satellite_id=satellite_id):
         if isinstance(message, Dropped):
             yield message
             return
@@ -180,7 +184,8 @@ async def satellite_events(
     duplicate or a gap (the bus subscription exists before the log is read).
     """
     ready = asyncio.Event()
-    live = _channel(rt, Channels.SATELLITE_EVENTS, stop, ready if after is not None else None)
+    live = _channel(rt, Channels.SATELLITE_EVENTS, stop, ready if after is not None else None,
+                    selection.satellite_id)
     last = after
     first: asyncio.Future[Item | None] | None = None
     try:
@@ -257,7 +262,8 @@ async def command_updates(rt: FleetContext, viewer: Viewer, *, satellite_id: str
             return False
         return can_see(principal, Kind.TEAM_OWNED, message)
 
-    async for item in _visible(rt, Channels.COMMAND_UPDATED, viewer, visible, stop):
+    async for item in _visible(rt, Channels.COMMAND_UPDATED, viewer, visible, stop,
+                               satellite_id):
         yield item
 
 
@@ -273,7 +279,8 @@ async def satellite_metrics(rt: FleetContext, viewer: Viewer, satellite_id: str,
                "satellite_type": _satellite_type(rt, satellite_id)}
         return can_see(principal, Kind.HEARTBEATS, row)
 
-    async for item in _visible(rt, Channels.SATELLITE_HEARTBEAT, viewer, visible, stop):
+    async for item in _visible(rt, Channels.SATELLITE_HEARTBEAT, viewer, visible, stop,
+                               satellite_id):
         yield item
 
 
