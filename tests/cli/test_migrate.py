@@ -15,7 +15,10 @@ from app.config import Settings
 from tests.cli.conftest import ROOT, cli_environment, run_cli
 from tests.fixtures.server import database_url_for, make_settings
 
-LATEST = "0003_rotated_key_unused"
+MIGRATIONS = sorted(path.stem for path in (ROOT / "app" / "migrations").glob("[0-9]*_*.py"))
+LATEST = MIGRATIONS[-1]
+# The `behind` database has the first migration only.
+PENDING_WHEN_BEHIND = len(MIGRATIONS) - 1
 
 # Migrates a database up to one migration (a database an older version left behind).
 _MIGRATE_TO = """
@@ -59,14 +62,13 @@ async def test_migrate_applies_what_is_pending_once_with_progress_and_a_summary(
     assert check.returncode == 1
     assert "0002_client_sessions_config_state" in line
     assert LATEST in line
-    assert "2 pending" in line
+    assert f"{PENDING_WHEN_BEHIND} pending" in line
 
     applied = await run_cli(env, tmp_path, "migrate")
     assert applied.returncode == 0, applied.stderr
-    assert applied.stdout == "applied 2 migrations\n"
+    assert applied.stdout == f"applied {PENDING_WHEN_BEHIND} migrations\n"
     progress = applied.stderr.strip().splitlines()
-    assert [entry.split(" ")[1] for entry in progress] == [
-        "0002_client_sessions_config_state", LATEST]
+    assert [entry.split(" ")[1] for entry in progress] == MIGRATIONS[1:]
 
     again = await run_cli(env, tmp_path, "migrate")
     assert (again.returncode, again.stdout, again.stderr) == (0, "up to date\n", "")
@@ -99,7 +101,8 @@ async def test_admin_create_creates_and_migrates_a_new_database(tmp_path: Path) 
                            "--email", "a@example.com", "--password", "correct-horse-battery")
     assert result.returncode == 0, result.stderr
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT count(*) FROM tortoise_migrations").fetchone()[0] == 3
+        assert db.execute("SELECT count(*) FROM tortoise_migrations").fetchone()[0] == len(
+            MIGRATIONS)
         assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 1
 
 
@@ -139,8 +142,8 @@ async def test_serve_migrates_at_start_and_logs_it(behind: Settings, tmp_path: P
     migrations = [entry for entry in logs if entry.get("op") == "migrate"]
     assert [entry["msg"] for entry in migrations] == ["applying migrations",
                                                        "migrations applied"]
-    assert migrations[0]["count"] == 2
-    assert migrations[1]["count"] == 2
+    assert migrations[0]["count"] == PENDING_WHEN_BEHIND
+    assert migrations[1]["count"] == PENDING_WHEN_BEHIND
     assert migrations[1]["duration_ms"] >= 0
     assert (await run_cli(cli_environment(behind), tmp_path, "migrate", "--check")
             ).returncode == 0
