@@ -92,10 +92,11 @@ async def _subscriber(session: aiohttp.ClientSession, url: str, token: str, sate
         async for message in ws:
             if message.type is not aiohttp.WSMsgType.TEXT:
                 break
+            received = time.monotonic()  # before parsing: the probe's own cost is not latency
             data = json.loads(message.data)
             if data.get("type") == "next":
                 cpu = data["payload"]["data"]["satelliteMetrics"]["cpuUsagePercent"]
-                seen.setdefault(cpu, time.monotonic())
+                seen.setdefault(cpu, received)
     finally:
         await ws.close()
 

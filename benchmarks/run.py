@@ -74,8 +74,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Idle poll and heartbeat throughput of Groundstation as a ratio of a bare "
         "aiohttp JSON endpoint measured in the same run (docs/architecture.md §7).",
     )
-    parser.add_argument("--satellites", type=int, default=100,
-                        help="active satellites to spread requests over (default 100)")
+    parser.add_argument("--satellites", type=int, default=2000,
+                        help="active satellites to spread requests over (default 2,000: "
+                        "enough distinct ones that each flush writes hundreds)")
     parser.add_argument("--duration", type=float, default=10.0,
                         help="seconds per measurement (default 10)")
     parser.add_argument("--warmup", type=float, default=2.0,

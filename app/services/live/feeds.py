@@ -71,6 +71,18 @@ async def _channel(rt: FleetContext, channel: str, stop: asyncio.Event | None = 
     getter: asyncio.Future[tuple[str, Message]] | None = None
     try:
         while True:
+            if stopper is None and (ready is None or ready.is_set()):
+                # The common case (a subscription): wait on the bus directly. A task per
+                # message per subscriber cost more than the rest of the fan-out.
+                try:
+                    source_channel, message = await anext(source)
+                except StopAsyncIteration:
+                    return
+                if source_channel != channel and message.get("type") == DROPPED["type"]:
+                    yield Dropped()
+                    return
+                yield message
+                continue
             getter = asyncio.ensure_future(anext(source))
             if ready is not None and not ready.is_set():
                 await asyncio.sleep(0)  # the getter runs first: the subscription exists
