@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import strawberry
@@ -20,6 +21,7 @@ from app.errors import Unavailable
 from app.models import SatelliteCommand
 from app.schema.context import Info, principal_of
 from app.schema.enums import SatelliteStatus
+from app.schema.fanout import shared_payload, shared_payload_for
 from app.schema.types.commands import Command
 from app.schema.types.live import SatelliteStatusChange
 from app.schema.types.satellites import Heartbeat, Satellite, SatelliteEvent
@@ -65,18 +67,25 @@ async def satellite_status_changed(
             principal = _for_event(info)
             if principal is None:
                 return
-            row = await reads.satellite(principal, str(message["satellite_id"]))
-            if row is None:
-                continue
-            satellite = Satellite.of(row, info)
-            # The state of this change, not whatever came after it.
-            satellite.status = SatelliteStatus(message["status"])
-            satellite.online = bool(message["online"])
-            yield SatelliteStatusChange(
-                satellite=satellite, online=bool(message["online"]),
-                previous_status=SatelliteStatus(message["previous_status"]),
-                at=_when(message["at"]),
-            )
+            change = await shared_payload_for(
+                message, principal, partial(_status_change, info, principal, message))
+            if change is not None:
+                yield change
+
+
+async def _status_change(info: Info, principal: Principal,
+                         message: Message) -> SatelliteStatusChange | None:
+    row = await reads.satellite(principal, str(message["satellite_id"]))
+    if row is None:
+        return None
+    satellite = Satellite.of(row, info)
+    # The state of this change, not whatever came after it.
+    satellite.status = SatelliteStatus(message["status"])
+    satellite.online = bool(message["online"])
+    return SatelliteStatusChange(
+        satellite=satellite, online=bool(message["online"]),
+        previous_status=SatelliteStatus(message["previous_status"]), at=_when(message["at"]),
+    )
 
 
 def _event(message: Message) -> SatelliteEvent:
@@ -104,7 +113,7 @@ async def satellite_events(
         async for message in messages:
             if _for_event(info) is None:
                 return
-            yield _event(message)
+            yield shared_payload(message, _event)
 
 
 async def command_updated(
@@ -119,10 +128,15 @@ async def command_updated(
             principal_now = _for_event(info)
             if principal_now is None:
                 return
-            row: SatelliteCommand | None = await reads.command(principal_now,
-                                                               str(message["command_id"]))
-            if row is not None:
-                yield Command.of(row)
+            command = await shared_payload_for(
+                message, principal_now, partial(_command, principal_now, message))
+            if command is not None:
+                yield command
+
+
+async def _command(principal: Principal, message: Message) -> Command | None:
+    row: SatelliteCommand | None = await reads.command(principal, str(message["command_id"]))
+    return None if row is None else Command.of(row)
 
 
 async def satellite_metrics(
@@ -134,7 +148,7 @@ async def satellite_metrics(
         async for message in messages:
             if _for_event(info) is None:
                 return
-            yield _heartbeat(satellite_id, message)
+            yield shared_payload(message, lambda m: _heartbeat(satellite_id, m))
 
 
 def _heartbeat(satellite_id: str, message: Message) -> Heartbeat:

@@ -19,6 +19,7 @@ from strawberry.types.graphql import OperationType
 
 from app.schema.cost import CostLimits
 from app.schema.errors import ClientErrors, log_errors
+from app.schema.fanout import FanoutExecutor
 from app.schema.guard import CostGuard
 from app.schema.query import Mutation, Query, Subscription
 from app.schema.scalars import SCALAR_MAP
@@ -60,7 +61,7 @@ def _extensions() -> list[Any]:
 
 schema = GroundstationSchema(
     query=Query, mutation=Mutation, subscription=Subscription, extensions=_extensions(),
-    config=StrawberryConfig(scalar_map=SCALAR_MAP),
+    config=StrawberryConfig(scalar_map=SCALAR_MAP), execution_context_class=FanoutExecutor,
 )
 
 __all__ = ["COST_LIMITS", "MAX_ALIASES", "MAX_DEPTH", "MAX_TOKENS", "schema"]
