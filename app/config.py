@@ -117,6 +117,13 @@ class Settings:
     flush_buffer_limit: int = 100_000
     state_refresh_seconds: float = 1.0
     jobs_interval_seconds: float = 5.0
+    # Alerts and webhooks (docs/alerts.md)
+    webhook_interval_seconds: float = 1.0
+    webhook_retry_base_seconds: float = 5.0
+    webhook_max_attempts: int = 8
+    webhook_disable_after: int = 3
+    webhook_timeout_seconds: float = 10.0
+    webhook_allow_private: bool = False
     retention_interval_seconds: float = 3600.0
     shutdown_timeout_seconds: float = 10.0
 

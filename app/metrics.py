@@ -96,6 +96,16 @@ class Metrics:
         self.events = Counter(
             "groundstation_events_total", "Satellite events", ["outcome"], registry=self.registry
         )
+        self.alert_transitions = Counter(
+            "groundstation_alert_transitions_total",
+            "Alert transitions made by this instance (opened, resolved, acknowledged, …)",
+            ["rule", "transition"], registry=self.registry,
+        )
+        self.webhook_deliveries = Counter(
+            "groundstation_webhook_deliveries_total",
+            "Webhook delivery attempts, by outcome (delivered, retry, failed)", ["outcome"],
+            registry=self.registry,
+        )
         self.delivery_latency = Histogram(
             "groundstation_command_delivery_seconds",
             "Time from command creation to delivery",

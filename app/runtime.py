@@ -19,6 +19,7 @@ from app.bus import Bus, create_bus
 from app.config import Settings
 from app.limits import LimitStore, create_limit_store
 from app.metrics import Metrics
+from app.services.alerts.state import AlertMemory
 from app.services.common.clock import SYSTEM_CLOCK, Clock
 from app.services.common.rate_limits import FailureLimiter, SatelliteRateLimits
 from app.services.fleet.key_cache import VerifiedKeyCache
@@ -51,6 +52,8 @@ class Runtime:
     # Open subscriptions and SSE streams, by session (ended on logout, shutdown).
     live: LiveHub = field(default_factory=LiveHub)
     session_cache: SessionCache = field(default_factory=SessionCache)
+    # What the alert rules remember between messages (docs/alerts.md §2).
+    alerts: AlertMemory = field(default_factory=AlertMemory)
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
     # time.monotonic() when the shutdown timeout ends (0.0 until shutdown begins)

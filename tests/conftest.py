@@ -12,4 +12,5 @@ pytest_plugins = [
     "tests.fixtures.mcp",
     "tests.fixtures.graphql",
     "tests.fixtures.redis",
+    "tests.fixtures.webhooks",
 ]

@@ -74,3 +74,4 @@ class Channels:
     KEY_EVICT = "keys.evict"  # {satellite_id}
     SESSIONS_ENDED = "sessions.ended"  # {session_ids, reason}
     MEMBERSHIPS_CHANGED = "memberships.changed"  # {user_id, team_id}
+    ALERT_CHANGED = "alert.changed"  # {alert_id, team_id, satellite_id, rule, state, transition}

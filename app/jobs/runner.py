@@ -18,12 +18,13 @@ log = logging.getLogger(__name__)
 
 def scheduled_jobs() -> list[ScheduledJob]:
     """The server's jobs. Each job module registers itself here (one line)."""
+    from app.jobs import alerts, offline, retention, sessions
     from app.jobs import commands as command_jobs
-    from app.jobs import offline, retention, sessions
 
     return [
         *command_jobs.JOBS,
         ScheduledJob("offline", offline.run_once, lambda rt: rt.settings.jobs_interval_seconds),
+        ScheduledJob("alerts", alerts.run_tick, lambda rt: rt.settings.jobs_interval_seconds),
         ScheduledJob("sessions", sessions.run_once, lambda rt: rt.settings.jobs_interval_seconds),
         ScheduledJob(
             "retention", retention.run_once, lambda rt: rt.settings.retention_interval_seconds
@@ -50,4 +51,7 @@ def start_jobs(rt: Services) -> Leadership:
     rt.tasks.start(leadership.run(rt.shutting_down), name="jobs-leadership")
     for job in scheduled_jobs():
         rt.tasks.start(run_periodically(rt, job, leadership), name=f"job:{job.name}")
+    from app.jobs.alerts import start_alerts
+
+    start_alerts(rt, leadership)
     return leadership

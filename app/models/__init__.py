@@ -1,5 +1,6 @@
 """Tortoise models only: fields, indexes, Meta. Rules live in `app/services`."""
 
+from app.models.alerts import Alert, AlertRuleSetting, Webhook, WebhookDelivery
 from app.models.commands import SatelliteCommand
 from app.models.mcp import (
     McpInstallation,
@@ -28,6 +29,8 @@ from app.models.telemetry import (
 )
 
 __all__ = [
+    "Alert",
+    "AlertRuleSetting",
     "AuditEntry",
     "McpClientActivity",
     "McpClientSession",
@@ -51,4 +54,6 @@ __all__ = [
     "Team",
     "TeamMembership",
     "User",
+    "Webhook",
+    "WebhookDelivery",
 ]

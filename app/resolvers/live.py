@@ -22,6 +22,7 @@ from app.models import SatelliteCommand
 from app.schema.context import Info, principal_of
 from app.schema.enums import SatelliteStatus
 from app.schema.fanout import shared_payload, shared_payload_for
+from app.schema.types.alerts import Alert, AlertChange
 from app.schema.types.commands import Command
 from app.schema.types.live import SatelliteStatusChange
 from app.schema.types.satellites import Heartbeat, Satellite, SatelliteEvent
@@ -151,6 +152,31 @@ async def satellite_metrics(
             yield shared_payload(message, lambda m: _heartbeat(satellite_id, m))
 
 
+async def alert_changed(
+    info: Info, team_id: strawberry.ID | None = None
+) -> AsyncGenerator[AlertChange, None]:
+    principal = principal_of(info)
+    if team_id is not None:
+        await reads.require_team(principal, team_id)
+    stream = live.alert_changes(info.context.rt, _viewer(info), team_id=team_id)
+    async with aclosing(_messages(stream)) as messages:
+        async for message in messages:
+            principal_now = _for_event(info)
+            if principal_now is None:
+                return
+            change = await shared_payload_for(
+                message, principal_now, partial(_alert_change, principal_now, message))
+            if change is not None:
+                yield change
+
+
+async def _alert_change(principal: Principal, message: Message) -> AlertChange | None:
+    row = await reads.alert(principal, str(message["alert_id"]))
+    if row is None:
+        return None
+    return AlertChange(transition=str(message["transition"]), alert=Alert.of(row))
+
+
 def _heartbeat(satellite_id: str, message: Message) -> Heartbeat:
     return Heartbeat(
         satellite_id=strawberry.ID(satellite_id), timestamp=_when(message["timestamp"]),
@@ -162,5 +188,5 @@ def _heartbeat(satellite_id: str, message: Message) -> Heartbeat:
     )
 
 
-__all__ = ["command_updated", "satellite_events", "satellite_metrics",
+__all__ = ["alert_changed", "command_updated", "satellite_events", "satellite_metrics",
            "satellite_status_changed"]

@@ -27,5 +27,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(f"{SATELLITE}/events", events.ingest)
     app.router.add_get("/api/stream/events", streams.events)
     app.router.add_get("/api/stream/satellites", streams.satellites)
+    app.router.add_get("/api/stream/alerts", streams.alerts)
     streams.add_live_lifecycle(app)
     add_graphql_route(app)

@@ -7,6 +7,9 @@
 - `GET /api/stream/satellites?team_id=` — status changes (`event:
   satellite.status`, `data:` the `SatelliteStatusChange` payload). Status is not
   in the event log, so these carry no cursor: clients re-read with a query.
+- `GET /api/stream/alerts?team_id=` — alert transitions (`event: alert.opened`,
+  `alert.resolved`, `alert.acknowledged`, …; `data:` alert id, team, satellite,
+  rule, state, transition); re-read the alert with a query for the rest.
 
 Session auth (cookie or Bearer; 401 otherwise), the same scope rules as the
 subscriptions (`services.live`). A subscriber that falls behind gets a final
@@ -152,6 +155,22 @@ async def satellites(request: web.Request) -> web.StreamResponse:
     return await _serve(rt, request, principal, stream, encode)
 
 
+async def alerts(request: web.Request) -> web.StreamResponse:
+    rt = request.app[RUNTIME_KEY]
+    principal = await _caller(rt, request)
+    team_id = _id_param(request, "team_id")
+    if team_id is not None:
+        await reads.require_team(principal, team_id)
+
+    def stream(viewer: live.Viewer, stop: asyncio.Event) -> AsyncGenerator[live.Item, None]:
+        return live.alert_changes(rt, viewer, team_id=team_id, stop=stop)
+
+    def encode(message: Message) -> tuple[str | None, str, Any]:
+        return None, f"alert.{message['transition']}", message
+
+    return await _serve(rt, request, principal, stream, encode)
+
+
 # ---- lifecycle: live connections follow the bus, and end at shutdown ----------------
 
 # How long open websockets and streams get to close at shutdown (before the timeout for
@@ -177,4 +196,4 @@ def add_live_lifecycle(app: web.Application) -> None:
     app.on_shutdown.append(_end_live_connections)
 
 
-__all__ = ["add_live_lifecycle", "events", "satellites"]
+__all__ = ["add_live_lifecycle", "alerts", "events", "satellites"]

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from app.services.alerts.context import AlertsContext
 from app.services.live.connections import LiveHub
 from app.services.people.context import PeopleContext
 
 
-class Services(PeopleContext, Protocol):
+class Services(PeopleContext, AlertsContext, Protocol):
     # Open subscriptions and SSE streams, by session (ended on logout, shutdown).
     live: LiveHub
     # time.monotonic() when the shutdown timeout ends (0.0 until shutdown begins)

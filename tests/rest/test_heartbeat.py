@@ -318,7 +318,8 @@ def _in_background_task() -> bool:
     """The server's own tasks (flusher, fleet refresh, jobs) are not the request path."""
     task = asyncio.current_task()
     name = task.get_name() if task is not None else ""
-    return name.startswith("job:") or name in {"fleet-refresh", "fleet-bus", "heartbeat-flusher"}
+    return name.startswith("job:") or name in {"fleet-refresh", "fleet-bus", "heartbeat-flusher",
+                                               "alerts-bus", "webhook-deliveries"}
 
 
 async def test_heartbeat_answer_runs_no_database_query(

@@ -296,6 +296,20 @@ async def satellite_metrics(rt: FleetContext, viewer: Viewer, satellite_id: str,
         yield item
 
 
+async def alert_changes(rt: FleetContext, viewer: Viewer, *, team_id: str | None = None,
+                        stop: asyncio.Event | None = None) -> AsyncGenerator[Item, None]:
+    """Alert transitions the caller may see: a team's for its members, those of no team
+    (a global satellite's) for global admins (docs/alerts.md §3)."""
+
+    def visible(principal: Principal, message: Message) -> bool:
+        if team_id is not None and message.get("team_id") != team_id:
+            return False
+        return can_see(principal, Kind.TEAM_OWNED, message)
+
+    async for item in _visible(rt, Channels.ALERT_CHANGED, viewer, visible, stop):
+        yield item
+
+
 async def require_metrics_access(principal: Principal, satellite_id: str) -> None:
     """NOT_FOUND outside the caller's scope; FORBIDDEN for a global satellite's
     metrics unless a global admin ("aggregated only", docs/graphql.md §2)."""

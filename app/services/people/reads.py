@@ -13,6 +13,7 @@ from tortoise.queryset import QuerySet
 
 from app.errors import NotFound
 from app.models import (
+    Alert,
     AuditEntry,
     McpInstallation,
     McpInstallationRevision,
@@ -27,9 +28,25 @@ from app.models import (
     User,
 )
 from app.models import Satellite as SatelliteRow
-from app.models.enums import CommandStatus, SatelliteStatus
+from app.models.enums import AlertState, CommandStatus, SatelliteStatus
 from app.services.people.principals import Principal
 from app.services.people.scope import Kind, scoped
+
+
+def alerts(principal: Principal, *, team_id: str | None = None,
+           states: frozenset[AlertState] | None = None) -> QuerySet[Alert]:
+    """Alerts newest first: a team's for its members; those of no team (a global
+    satellite's, the webhooks of global admins) for global admins only."""
+    query = Alert.all()
+    if team_id is not None:
+        query = query.filter(team_id=team_id)
+    if states:
+        query = query.filter(state__in=sorted(states))
+    return scoped(principal, query, Kind.TEAM_OWNED).order_by("-opened_at", "-id")
+
+
+async def alert(principal: Principal, alert_id: str) -> Alert | None:
+    return await alerts(principal).filter(id=alert_id).first()
 
 
 def satellites(
