@@ -1,4 +1,4 @@
-"""Alerts, rule settings and webhooks: GraphQL → `services.alerts` (docs/graphql.md §7)."""
+"""Alerts, rule settings and webhooks: GraphQL → `services.alerts` (docs/alerts.md)."""
 
 from __future__ import annotations
 

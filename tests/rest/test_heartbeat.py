@@ -25,6 +25,7 @@ from app.models.enums import (
     SatelliteStatus,
 )
 from app.runtime import Runtime
+from tests.fixtures.queries import in_background_task
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite, satellite_factory
 from tests.fixtures.server import eventually, make_settings, running
 from tests.fixtures.threaded import ThreadedServer
@@ -314,14 +315,6 @@ _EXECUTE_METHODS = (
 )
 
 
-def _in_background_task() -> bool:
-    """The server's own tasks (flusher, fleet refresh, jobs) are not the request path."""
-    task = asyncio.current_task()
-    name = task.get_name() if task is not None else ""
-    return name.startswith("job:") or name in {"fleet-refresh", "fleet-bus", "heartbeat-flusher",
-                                               "alerts-bus", "webhook-deliveries"}
-
-
 async def test_heartbeat_answer_runs_no_database_query(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -338,7 +331,7 @@ async def test_heartbeat_answer_runs_no_database_query(
 
             def spy(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any
                     ) -> Any:
-                if not _in_background_task():
+                if not in_background_task():
                     queries.append(f"{_name}: {str(args[0])[:60] if args else ''}")
                 return _original(*args, **kwargs)
 

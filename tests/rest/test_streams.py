@@ -33,10 +33,11 @@ from tests.fixtures.live import (
     team_satellites,
     until_membership,
 )
-from tests.fixtures.satellites import SatelliteFactory
+from tests.fixtures.satellites import SatelliteFactory, TestSatellite
 
 EVENTS = "/api/stream/events"
 SATELLITES = "/api/stream/satellites"
+ALERTS = "/api/stream/alerts"
 
 
 # ---- events -------------------------------------------------------------------------
@@ -135,6 +136,29 @@ async def test_satellite_stream_team_filter(
         await heartbeat(http, shared)
         await heartbeat(http, ours)
         assert (await stream.next()).data["satellite"]["id"] == ours.id
+
+
+async def config_error(http: aiohttp.ClientSession, satellite: TestSatellite) -> None:
+    """A `config.error` event: the alert engine opens a `config_error` alert at once."""
+    body = {"events": [{"type": "config.error", "timestamp": TS, "data": {
+        "error_type": "network", "error_message": "connection refused"}}]}
+    async with http.post(satellite.path("events"), json=body,
+                         headers=satellite.headers) as response:
+        assert response.status == 200, await response.text()
+
+
+async def test_alert_stream_sends_the_callers_alerts_only(
+    rt: Runtime, http: aiohttp.ClientSession, member_a: GraphQLClient, team_a: Team,
+    team_b: Team, make_satellite: SatelliteFactory,
+) -> None:
+    theirs, ours = await team_satellites(make_satellite, team_b, team_a)
+    async with streaming(rt, http, ALERTS, member_a.session_token) as stream:
+        await config_error(http, theirs)
+        await config_error(http, ours)
+        event = await stream.next()
+    assert (event.id, event.event) == (None, "alert.opened")
+    assert (event.data["satellite_id"], event.data["team_id"]) == (ours.id, team_a.id)
+    assert (event.data["rule"], event.data["state"]) == ("config_error", "open")
 
 
 # ---- authentication and scope -------------------------------------------------------

@@ -16,16 +16,19 @@ from typing import Any
 import aiohttp
 import pytest
 
-from app.models import SatelliteCommand
+from app.models import Alert, SatelliteCommand
 from app.models.enums import CommandType, GlobalRole, SatelliteType, TeamRole, TokenScope
 from app.runtime import Runtime
 from app.schema import schema
+from app.services.alerts.webhooks import create_webhook
 from app.services.commands.queue import enqueue_command
 from app.services.common.actors import CLI_ACTOR
+from app.services.people.principals import CLI_PRINCIPAL
 from tests.fixtures.graphql import ClientFactory, GraphQLClient
 from tests.fixtures.mcp import InstallFactory
 from tests.fixtures.people import TeamFactory, TokenFactory
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite
+from tests.fixtures.server import eventually
 
 Json = dict[str, Any]
 
@@ -52,6 +55,7 @@ class World:
     b: Side
     shared: TestSatellite  # a global satellite serving both teams
     member_a: GraphQLClient  # team_admin of A (the strongest non-global role)
+    rt: Runtime
 
     def assert_nothing_of_b(self, result: Any) -> None:
         text = json.dumps(result)
@@ -111,7 +115,7 @@ async def world(rt: Runtime, http: aiohttp.ClientSession, graphql_as: ClientFact
     a = await _side(rt, http, shared, make_team, make_satellite, install, issue_token)
     b = await _side(rt, http, shared, make_team, make_satellite, install, issue_token)
     member_a = await graphql_as(teams={a.team_id: TeamRole.TEAM_ADMIN})
-    return World(a, b, shared, member_a)
+    return World(a, b, shared, member_a, rt)
 
 
 Check = Callable[[World], Awaitable[None]]
@@ -275,6 +279,72 @@ async def _usage(world: World) -> None:
     assert own["data"]["usage"]["totalCalls"] == 2  # its tool calls on its and the shared satellite
 
 
+async def _team_alerts(team_id: str) -> list[Alert]:
+    """The world's events include a resource-limit breach per team: the alert engine
+    raises one alert per team from them (a moment after the batch)."""
+    async def raised() -> bool:
+        return await Alert.filter(team_id=team_id).exists()
+
+    await eventually(raised)
+    return await Alert.filter(team_id=team_id)
+
+
+@isolation("alerts")
+async def _alerts(world: World) -> None:
+    await _team_alerts(world.b.team_id)
+    own = (await _team_alerts(world.a.team_id))[0]
+    result = await _query(world, "{ alerts { edges { node { id teamId satelliteId } } } }")
+    nodes = [edge["node"] for edge in result["data"]["alerts"]["edges"]]
+    assert own.id in {node["id"] for node in nodes}
+    assert {node["teamId"] for node in nodes} == {world.a.team_id}
+    assert await world.member_a.error_code(
+        "query($t: ID) { alerts(teamId: $t) { totalCount } }", {"t": world.b.team_id}
+    ) == "NOT_FOUND"
+
+
+@isolation("alert")
+async def _alert(world: World) -> None:
+    theirs = (await _team_alerts(world.b.team_id))[0]
+    result = await _query(world, "query($id: ID!) { alert(id: $id) { id } }", {"id": theirs.id})
+    assert result["data"]["alert"] is None
+    assert await world.member_a.error_code(
+        "mutation($id: ID!) { acknowledgeAlert(id: $id) { id } }", {"id": theirs.id}
+    ) == "NOT_FOUND"
+
+
+@isolation("alertRules")
+async def _alert_rules(world: World) -> None:
+    document = "query($t: ID) { alertRules(teamId: $t) { rule enabled teamId } }"
+    assert await world.member_a.error_code(document, {"t": world.b.team_id}) == "NOT_FOUND"
+    own = await _query(world, document, {"t": world.a.team_id})
+    assert own["data"]["alertRules"]
+
+
+async def _webhook_of_b(world: World) -> str:
+    created = await create_webhook(world.rt, CLI_PRINCIPAL, team_id=world.b.team_id,
+                                   url="http://127.0.0.1:9/hook")
+    return created.webhook.id
+
+
+@isolation("webhooks")
+async def _webhooks(world: World) -> None:
+    theirs = await _webhook_of_b(world)
+    result = await _query(world, "{ webhooks { id teamId url } }")
+    assert theirs not in {item["id"] for item in result["data"]["webhooks"]}
+    narrowed = await _query(world, "query($t: ID) { webhooks(teamId: $t) { id } }",
+                            {"t": world.b.team_id})
+    assert narrowed["data"]["webhooks"] == []
+
+
+@isolation("webhookDeliveries")
+async def _webhook_deliveries(world: World) -> None:
+    theirs = await _webhook_of_b(world)
+    for document in ("query($id: ID!) { webhookDeliveries(id: $id) { totalCount } }",
+                     "mutation($id: ID!) { testWebhook(id: $id) { id } }",
+                     "mutation($id: ID!) { deleteWebhook(id: $id) }"):
+        assert await world.member_a.error_code(document, {"id": theirs}) == "NOT_FOUND"
+
+
 def root_fields(type_name: str) -> set[str]:
     graphql_type: Any = schema._schema.get_type(type_name)  # noqa: SLF001
     return set() if graphql_type is None else set(graphql_type.fields)
@@ -317,6 +387,10 @@ LIVE_ISOLATION_TESTS = {
                           "test_event_stream_sends_the_callers_events_only",
     "/api/stream/satellites": "tests/rest/test_streams.py::"
                               "test_satellite_stream_sends_visible_status_changes_only",
+    "alertChanged": "tests/services/alerts/test_offline_alerts.py::"
+                    "test_silence_opens_an_offline_alert_that_the_next_heartbeat_resolves",
+    "/api/stream/alerts": "tests/rest/test_streams.py::"
+                          "test_alert_stream_sends_the_callers_alerts_only",
 }
 
 

@@ -1,4 +1,4 @@
-"""Root fields for alerts, alert rules and webhooks (docs/graphql.md §7).
+"""Root fields for alerts, alert rules and webhooks (docs/alerts.md).
 
 Reads are scoped like every team-owned row: a team's alerts for its members, the
 alerts of no team for global administrators. Changes are for the team's admins

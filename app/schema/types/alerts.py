@@ -1,4 +1,4 @@
-"""Alerts, rule settings and webhooks as people see them (docs/graphql.md §7)."""
+"""Alerts, rule settings and webhooks as people see them (docs/alerts.md)."""
 
 from __future__ import annotations
 

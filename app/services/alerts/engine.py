@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from app.bus import Channels, Message
-from app.models import Alert
+from app.models import Alert, Satellite
 from app.models.enums import CommandStatus, CommandType, SatelliteStatus
 from app.services.alerts.context import AlertsContext
 from app.services.alerts.lifecycle import Finding, clear_alert, open_key, raise_alert
@@ -40,10 +40,17 @@ async def load_open_keys(rt: AlertsContext) -> None:
 
 async def _raise(rt: AlertsContext, finding: Finding, *, again: bool = False) -> None:
     """Open `finding`'s alert unless it is open (`again`: count the occurrence anyway)."""
-    if finding.open_key in rt.alerts.open_keys and not again:
+    key = finding.open_key
+    if key in rt.alerts.open_keys and not again:
         return
-    await raise_alert(rt, finding)
-    rt.alerts.open_keys.add(finding.open_key)
+    if not (await rt.alerts.rules.settings(finding.rule, finding.team_id)).enabled:
+        return
+    rt.alerts.open_keys.add(key)  # before the write: a tick meanwhile must not raise it too
+    try:
+        await raise_alert(rt, finding)
+    except Exception:
+        rt.alerts.open_keys.discard(key)
+        raise
 
 
 async def raise_finding(rt: AlertsContext, finding: Finding) -> None:
@@ -280,14 +287,31 @@ async def _stale_configures(rt: AlertsContext) -> None:
 
 
 async def _square_offline(rt: AlertsContext) -> None:
+    """Offline alerts as the fleet in memory has it, checked against the rows: heartbeats
+    another instance received reach this one's memory only with its next refresh."""
     prefix = AlertRule.SATELLITE_OFFLINE.value + "|"
     open_offline = {key[len(prefix):] for key in rt.alerts.open_keys if key.startswith(prefix)}
+    to_raise: dict[str, str | None] = {}
+    to_clear: set[str] = set()
     for state in rt.fleet.all():
         expected = state.status is SatelliteStatus.ACTIVE
         if expected and not state.online and state.id not in open_offline:
-            await _raise(rt, _offline_finding(rt, state.id, state.team_id))
+            to_raise[state.id] = state.team_id
         elif state.id in open_offline and (state.online or not expected):
-            await _clear(rt, AlertRule.SATELLITE_OFFLINE, state.id)
+            to_clear.add(state.id)
+    doubtful = sorted(set(to_raise) | (open_offline - to_clear))
+    if doubtful:
+        cutoff = rt.clock.now() - timedelta(seconds=rt.settings.offline_threshold)
+        recent = await Satellite.filter(id__in=doubtful, last_heartbeat_at__gte=cutoff
+                                        ).values_list("id", flat=True)
+        for satellite_id in map(str, recent):
+            to_raise.pop(satellite_id, None)
+            if satellite_id in open_offline:
+                to_clear.add(satellite_id)
+    for satellite_id in sorted(to_clear):
+        await _clear(rt, AlertRule.SATELLITE_OFFLINE, satellite_id)
+    for satellite_id, team_id in to_raise.items():
+        await _raise(rt, _offline_finding(rt, satellite_id, team_id))
 
 
 __all__ = ["CHANNELS", "clear_finding", "handle", "load_open_keys", "raise_finding", "tick"]
