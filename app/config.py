@@ -85,6 +85,8 @@ class Settings:
     audit_retention_days: int = 365
     process_retention_days: int = 7
     command_retention_days: int = 30
+    metrics_minute_retention_days: int = 2
+    metrics_hour_retention_days: int = 90
     # Request limits
     max_body_bytes: int = 1024 * 1024
     max_event_body_bytes: int = 8 * 1024 * 1024

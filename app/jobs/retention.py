@@ -7,7 +7,9 @@
 - audit entries older than `audit_retention_days`;
 - stopped processes not updated for `process_retention_days`;
 - terminal commands (completed, failed, expired, cancelled) older than
-  `command_retention_days`.
+  `command_retention_days`;
+- metric rollups: minute buckets older than `metrics_minute_retention_days`, hour
+  buckets older than `metrics_hour_retention_days`.
 
 A setting of 0 or less turns its rule off. Deletes are set-based, in bounded
 chunks (short statements: the CLI may write the same SQLite file), and written
@@ -32,6 +34,7 @@ from app.models import (
     SatelliteCommand,
     SatelliteEvent,
     SatelliteHeartbeat,
+    SatelliteMetricRollup,
     SatelliteProcess,
 )
 from app.models.enums import TERMINAL_COMMAND_STATUSES, ProcessStatus
@@ -72,6 +75,14 @@ async def run_once(rt: Services) -> None:
             lambda cutoff: SatelliteProcess.filter(
                 status=ProcessStatus.STOPPED, updated_at__lt=cutoff
             ),
+        ),
+        "minute_metrics_too_old": await _older_than(
+            now, SatelliteMetricRollup, settings.metrics_minute_retention_days,
+            lambda cutoff: SatelliteMetricRollup.filter(resolution="minute", bucket__lt=cutoff),
+        ),
+        "hour_metrics_too_old": await _older_than(
+            now, SatelliteMetricRollup, settings.metrics_hour_retention_days,
+            lambda cutoff: SatelliteMetricRollup.filter(resolution="hour", bucket__lt=cutoff),
         ),
         "finished_commands": await _older_than(
             now, SatelliteCommand, settings.command_retention_days,

@@ -9,6 +9,7 @@ from app.models.mcp import (
     McpTool,
     McpUserConfig,
 )
+from app.models.metrics import SatelliteMetricRollup
 from app.models.people import Session, Team, TeamMembership, User
 from app.models.satellites import (
     RegistrationToken,
@@ -48,6 +49,7 @@ __all__ = [
     "SatelliteConfigState",
     "SatelliteEvent",
     "SatelliteHeartbeat",
+    "SatelliteMetricRollup",
     "SatelliteProcess",
     "SatelliteUsageLog",
     "Session",

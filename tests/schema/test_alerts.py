@@ -167,7 +167,11 @@ async def test_a_webhook_that_keeps_failing_is_disabled_with_an_alert_and_comes_
         async def disabled() -> bool:
             return not (await Webhook.get(id=webhook_id)).enabled
 
+        async def alerted() -> bool:
+            return await Alert.exists(rule="webhook_disabled", subject=webhook_id)
+
         await eventually(disabled)
+        await eventually(alerted)  # raised right after the run that disabled it
         alert = await Alert.get(rule="webhook_disabled", subject=webhook_id)
         assert alert.team_id is None  # type: ignore[attr-defined]
         listed = await admin.data("query($id: ID!) { webhookDeliveries(id: $id) { "

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 
 from app.models import Team as TeamRow
 from app.models import User as UserRow
-from app.schema.context import Info
+from app.schema.context import Info, principal_of
 from app.schema.enums import GlobalRole, TeamRole
 from app.schema.pagination import Connection
+from app.schema.types.metrics import MetricsResolution, UsageBucket
 from app.schema.types.refs import UserRef
 from app.schema.types.telemetry import (
     ClientSession,
@@ -18,6 +20,7 @@ from app.schema.types.telemetry import (
     client_sessions_page,
     limit_breaches_page,
 )
+from app.services.telemetry.usage_history import team_usage_history
 
 
 @strawberry.type
@@ -65,6 +68,16 @@ class Team:
     ) -> Connection[ClientSession]:
         return await client_sessions_page(info, team_id=self.id, open=open, first=first,
                                           after=after)
+
+    # Usage per minute or hour in [from, to) for charts (at most 10,000 buckets, dense).
+    @strawberry.field
+    async def usage_history(
+        self, info: Info, from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime, resolution: MetricsResolution = MetricsResolution.HOUR,
+    ) -> list[UsageBucket]:
+        history = await team_usage_history(principal_of(info), self.id, from_, to,
+                                           resolution.value)
+        return [UsageBucket.of(bucket) for bucket in history]
 
     @strawberry.field
     async def resource_limit_breaches(self, info: Info, first: int | None = 50,

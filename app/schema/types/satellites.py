@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import datetime
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -25,6 +25,7 @@ from app.schema.enums import SatelliteStatus, satellite_status
 from app.schema.loaders import loaded_or_pending
 from app.schema.pagination import Connection, checked_first, paginate
 from app.schema.types.commands import Command
+from app.schema.types.metrics import MetricsBucket, MetricsResolution
 from app.schema.types.people import Team
 from app.schema.types.telemetry import (
     ClientSession,
@@ -192,6 +193,17 @@ class Satellite:
         rows = await SatelliteHeartbeat.filter(satellite_id=self.id).order_by(
             "-timestamp").limit(checked_first(first))
         return [Heartbeat.of(row) for row in rows]
+
+    # Heartbeat metrics per minute or hour in [from, to), oldest first (at most 10,000
+    # buckets); of a global satellite, for administrators only (docs/operations.md §12).
+    @strawberry.field
+    async def metrics_history(
+        self, info: Info, from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime, resolution: MetricsResolution = MetricsResolution.MINUTE,
+    ) -> list[MetricsBucket]:
+        rows = await reads.metrics_history(principal_of(info), self.id, from_, to,
+                                           resolution.value)
+        return [MetricsBucket.of(row) for row in rows]
 
     @strawberry.field
     async def commands(

@@ -28,6 +28,7 @@ from app.services.common.storage import encode_json
 from app.services.common.waiting import wait_or_stop
 from app.services.fleet.flush_sql import insert_history, stored_time, update_telemetry
 from app.services.fleet.processes import ProcessBatch, ProcessWriter, resolve_attributions
+from app.services.fleet.rollups import fold, upsert_rollups
 from app.services.fleet.state import SatelliteState
 from app.wire.heartbeat import HeartbeatRequest
 
@@ -207,6 +208,11 @@ class HeartbeatRecorder:
         for row in history:
             rows_by_satellite.setdefault(row[0], []).append(row)
         satellite_ids = list(pending)
+
+        def team_of(satellite_id: str) -> str | None:
+            entry = pending.get(satellite_id)
+            return None if entry is None else entry.state.team_id
+
         orphans = [row for row in history if row[0] not in pending]
         chunks = [satellite_ids[start:start + FLUSH_CHUNK_SATELLITES]
                   for start in range(0, len(satellite_ids), FLUSH_CHUNK_SATELLITES)] or [[]]
@@ -221,6 +227,7 @@ class HeartbeatRecorder:
                 await update_telemetry(conn, [_telemetry_row(pending[i]) for i in chunk])
                 if rows:
                     await insert_history(conn, [_stored_history(row) for row in rows])
+                    await upsert_rollups(conn, fold(rows, team_of, stored_time))
                 remember = await self.processes.write(
                     conn, [b for i in chunk for b in pending[i].process_batches],
                     attributions, now)

@@ -8,10 +8,12 @@ An object outside the caller's scope is indistinguishable from a missing one.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from tortoise.expressions import Subquery
 from tortoise.queryset import QuerySet
 
-from app.errors import NotFound
+from app.errors import Forbidden, NotFound, ValidationError
 from app.models import (
     Alert,
     AuditEntry,
@@ -22,15 +24,46 @@ from app.models import (
     RegistrationToken,
     SatelliteCommand,
     SatelliteEvent,
+    SatelliteMetricRollup,
     SatelliteUsageLog,
     Team,
     TeamMembership,
     User,
 )
 from app.models import Satellite as SatelliteRow
-from app.models.enums import AlertState, CommandStatus, SatelliteStatus
+from app.models.enums import AlertState, CommandStatus, SatelliteStatus, SatelliteType
 from app.services.people.principals import Principal
 from app.services.people.scope import Kind, scoped
+
+MAX_HISTORY_BUCKETS = 10_000
+_BUCKET_SECONDS = {"minute": 60, "hour": 3600}
+
+
+def checked_history_range(start: datetime, end: datetime, resolution: str) -> None:
+    """A range of at most `MAX_HISTORY_BUCKETS` buckets, `from` before `to`."""
+    if resolution not in _BUCKET_SECONDS:
+        raise ValidationError("resolution must be minute or hour")
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValidationError("`from` and `to` need a time zone (e.g. 2026-12-05T10:00:00Z)")
+    if end <= start:
+        raise ValidationError("`to` must be after `from`")
+    if (end - start).total_seconds() / _BUCKET_SECONDS[resolution] > MAX_HISTORY_BUCKETS:
+        raise ValidationError(f"At most {MAX_HISTORY_BUCKETS:,} buckets per request; "
+                              "narrow the range or use a coarser resolution")
+
+
+async def metrics_history(principal: Principal, satellite_id: str, start: datetime,
+                          end: datetime, resolution: str) -> list[SatelliteMetricRollup]:
+    """A satellite's metric buckets in [start, end), oldest first. Like heartbeat history:
+    a global satellite's are for global administrators (docs/graphql.md §2)."""
+    checked_history_range(start, end, resolution)
+    satellite = await require_satellite(principal, satellite_id)
+    if satellite.satellite_type is SatelliteType.GLOBAL and not principal.is_global_admin:
+        raise Forbidden("Metrics of global satellites are for administrators",
+                        code="aggregated_only")
+    return await SatelliteMetricRollup.filter(
+        satellite_id=satellite_id, resolution=resolution, bucket__gte=start, bucket__lt=end,
+    ).order_by("bucket")
 
 
 def alerts(principal: Principal, *, team_id: str | None = None,

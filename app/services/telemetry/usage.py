@@ -69,7 +69,7 @@ class _Joined(SqlFunction):
         return "(" + " || '|' || ".join(parts) + ")"
 
 
-class _Client(Function):
+class ClientIdentity(Function):
     """Who connected: the client type, user agent and address of a session."""
 
     database_func = _Joined
@@ -159,7 +159,7 @@ async def _session_figures(sessions: QuerySet[McpClientSession], start: datetime
     sessions = sessions.order_by().annotate(started=reports.session_start()).filter(
         started__gte=start, started__lte=end)
     # Aggregates take a function at run time (Function.resolve); the stubs say fields only.
-    clients = Count(_Client(), distinct=True)  # type: ignore[arg-type]
+    clients = Count(ClientIdentity(), distinct=True)  # type: ignore[arg-type]
     [totals] = await sessions.annotate(sessions=Count("id"), clients=clients).values(
         "sessions", "clients")
     days = await sessions.annotate(day=_Day(reports.session_start()), sessions=Count("id"),
