@@ -74,4 +74,5 @@ class Channels:
     KEY_EVICT = "keys.evict"  # {satellite_id}
     SESSIONS_ENDED = "sessions.ended"  # {session_ids, reason}
     MEMBERSHIPS_CHANGED = "memberships.changed"  # {user_id, team_id}
+    AUTH_FAILURE_BURST = "auth.failure_burst"  # {address, reason}
     ALERT_CHANGED = "alert.changed"  # {alert_id, team_id, satellite_id, rule, state, transition}

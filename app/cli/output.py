@@ -6,6 +6,8 @@ JSON array or as an aligned table with the same column names.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import sys
@@ -87,6 +89,17 @@ def render_table(rows: Sequence[Row], columns: Sequence[str]) -> str:
         "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
         for line in lines
     )
+
+
+def render_csv(rows: Sequence[Row], columns: Sequence[str]) -> str:
+    """A header line, then one line per row (empty cells for missing values)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(column) is None else row.get(column)
+                         for column in columns])
+    return buffer.getvalue().rstrip("\n")
 
 
 def render_rows(rows: Sequence[Row], columns: Sequence[str], *, as_json: bool) -> str:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from app.cli import commands, reads
 from app.cli.arguments import (
@@ -84,9 +86,40 @@ def _add_command_reads(command: Subparsers) -> None:
              reads.command_show)
 
 
+def _timestamp(raw: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time such as 2026-12-05T10:00:00Z, got {raw!r}") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _add_metrics(subparsers: Subparsers) -> None:
+    metrics = group(subparsers, "metrics", "a satellite's metric history")
+    export = metrics.add_parser(
+        "export", help="export a satellite's metric history (per minute or hour)",
+        description="Print a satellite's heartbeat metrics per minute or hour in [--from, "
+        "--to) (default: the last 24 hours): sample count, CPU, memory and disk minimum, "
+        "average and maximum, process count range, error count maximum. A table, or CSV "
+        "(--csv) for a spreadsheet, or one JSON array (--json). At most 10,000 buckets; "
+        "minute buckets are kept GROUNDSTATION_METRICS_MINUTE_RETENTION_DAYS days.")
+    export.add_argument("--satellite", required=True, metavar="ID", help="the satellite")
+    export.add_argument("--from", dest="from_", type=_timestamp, metavar="TIME",
+                        help="start (ISO 8601; default 24 hours before --to)")
+    export.add_argument("--to", type=_timestamp, metavar="TIME", help="end (default now)")
+    export.add_argument("--resolution", choices=("minute", "hour"), default="minute",
+                        help="bucket size (default minute)")
+    formats = export.add_mutually_exclusive_group()
+    formats.add_argument("--csv", action="store_true", help="print CSV with a header line")
+    formats.add_argument("--json", action="store_true", help="print one JSON array")
+    export.set_defaults(handler=reads.metrics_export)
+
+
 def add_reads(subparsers: Subparsers, groups: Groups) -> None:
     _add_team_reads(groups.team)
     _add_users(subparsers)
+    _add_metrics(subparsers)
     _listing(groups.catalog, "the catalogue's MCP server templates", reads.catalog_list)
     _showing(groups.catalog, "catalogue server", "slug", "SLUG",
              "its whole template and schemas", reads.catalog_show)

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from app.cli.commands import Invocation
-from app.cli.output import render_rows
+from app.cli.output import render_csv, render_rows
 from app.cli.views import (
     COMMAND_COLUMNS,
     INSTALLATION_COLUMNS,
@@ -26,12 +28,17 @@ from app.cli.views import (
     team_row,
     user_row,
 )
+from app.models import SatelliteMetricRollup
+from app.services.common.clock import utcnow
 from app.services.mcp.catalog import get_server_by_slug, list_servers
 from app.services.people import lookups, reads
 from app.services.people.principals import CLI_PRINCIPAL
 from app.services.telemetry.reads import satellite_report
 
 DEFAULT_COMMAND_LIMIT = 50
+METRICS_COLUMNS = ("start", "samples", "cpu_min", "cpu_avg", "cpu_max", "memory_min_mb",
+                   "memory_avg_mb", "memory_max_mb", "disk_min", "disk_avg", "disk_max",
+                   "process_min", "process_max", "error_max")
 
 
 async def team_list(call: Invocation) -> str:
@@ -105,3 +112,29 @@ async def satellite_show(call: Invocation) -> str:
               "config_state": config_state_row(report.config_state),
               "processes": [process_row(row) for row in report.processes]}
     return render_record(record, {"processes": PROCESS_COLUMNS}, as_json=call.args.json)
+
+
+def _metrics_row(row: SatelliteMetricRollup) -> dict[str, object]:
+    def average(total: float | None, count: int) -> float | None:
+        return None if total is None or not count else round(total / count, 3)
+
+    return {"start": row.bucket.isoformat().replace("+00:00", "Z"), "samples": row.samples,
+            "cpu_min": row.cpu_min, "cpu_avg": average(row.cpu_sum, row.samples),
+            "cpu_max": row.cpu_max, "memory_min_mb": row.memory_min,
+            "memory_avg_mb": average(row.memory_sum, row.samples),
+            "memory_max_mb": row.memory_max, "disk_min": row.disk_min,
+            "disk_avg": average(row.disk_sum, row.disk_samples), "disk_max": row.disk_max,
+            "process_min": row.process_min, "process_max": row.process_max,
+            "error_max": row.error_max}
+
+
+async def metrics_export(call: Invocation) -> str:
+    args = call.args
+    end = args.to or utcnow()
+    start = args.from_ or end - timedelta(days=1)
+    rows = await reads.metrics_history(CLI_PRINCIPAL, args.satellite, start, end,
+                                       args.resolution)
+    records = [_metrics_row(row) for row in rows]
+    if args.csv:
+        return render_csv(records, METRICS_COLUMNS)
+    return render_rows(records, METRICS_COLUMNS, as_json=args.json)

@@ -23,7 +23,8 @@ COMMANDS = [
     ["migrate"], ["doctor"], ["team", "list"], ["team", "show"], ["user"], ["user", "list"],
     ["user", "show"], ["user", "reset-password"], ["catalog", "list"], ["catalog", "show"],
     ["install", "list"], ["install", "show"], ["command", "list"], ["command", "show"],
-    ["satellite", "show"], ["satellite", "list"], ["simulate"],
+    ["satellite", "show"], ["satellite", "list"], ["simulate"], ["metrics"],
+    ["metrics", "export"],
 ]
 UNKNOWN_ID = "0123456789abcdef0123456789abcdef"
 

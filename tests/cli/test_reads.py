@@ -193,3 +193,38 @@ async def test_reset_password_ends_every_session_and_is_audited(
     assert PASSWORD not in json.dumps(entry.details)
     unknown = await cli("user", "reset-password", "nobody@example.com", "--password", "x" * 9)
     assert "User not found" in unknown.assert_one_line_error()
+
+
+async def test_metrics_export_prints_the_minute_buckets_as_csv_or_json(
+    cli: Cli, rt: Runtime, http: aiohttp.ClientSession, make_satellite: SatelliteFactory,
+) -> None:
+    satellite = await make_satellite()
+    for cpu in (10.0, 30.0, 20.0):
+        async with http.post(satellite.path("heartbeat"), json={
+                "status": "active", "system_metrics": {"cpu_usage_percent": cpu,
+                                                       "memory_usage_mb": 512}},
+                headers=satellite.headers) as response:
+            assert response.status == 200
+    assert await rt.heartbeats.flush()
+
+    exported = await cli("metrics", "export", "--satellite", satellite.id, "--csv")
+    assert exported.returncode == 0, exported.stderr
+    header, *lines = exported.stdout.splitlines()
+    assert header.split(",")[:5] == ["start", "samples", "cpu_min", "cpu_avg", "cpu_max"]
+    # The three heartbeats fall in one minute, or (at a minute's turn) two.
+    rows = [line.split(",") for line in lines]
+    assert sum(int(row[1]) for row in rows) == 3
+    assert min(float(row[2]) for row in rows) == 10.0
+    assert max(float(row[4]) for row in rows) == 30.0
+
+    hourly = parsed(await cli("metrics", "export", "--satellite", satellite.id,
+                              "--resolution", "hour", "--json"))
+    assert sum(row["samples"] for row in hourly) == 3
+    assert {row["memory_max_mb"] for row in hourly} == {512.0}
+
+    unknown = await cli("metrics", "export", "--satellite", UNKNOWN_ID)
+    assert unknown.returncode == 1
+    assert "not found" in unknown.assert_one_line_error().lower()
+    bad_time = await cli("metrics", "export", "--satellite", satellite.id, "--from", "soon")
+    assert bad_time.returncode == 2
+    assert "ISO 8601" in bad_time.stderr

@@ -1,14 +1,16 @@
 """The rules at work (docs/alerts.md §1–2): bus messages in, alerts opened and resolved.
 
 `handle` takes one message of the channels the service already publishes
-(`satellite.status`, `satellite.heartbeat`, `satellite.events`, `command.updated`);
-`tick` runs with the jobs and resolves what went quiet, raises stale configurations
-and squares the offline alerts with the fleet in memory (for messages missed during
-a leadership hand-over or a bus reconnect). Only the leader calls either, so every
+(`satellite.status`, `satellite.events`, `command.updated`); `tick` runs with the
+jobs: it looks at each heartbeat received since the last tick in the fleet in
+memory (degraded, resources), resolves what went quiet, raises stale
+configurations and squares the offline alerts with the fleet (for messages missed
+during a leadership hand-over or a bus reconnect). Only the leader calls either, so every
 alert is evaluated once; the unique open key covers the rest.
 
-A heartbeat costs a few comparisons here: which alerts are open is kept in memory
-(`AlertMemory.open_keys`), so only a change of condition touches the database.
+A heartbeat costs nothing here when it arrives; at the next tick a few comparisons.
+Which alerts are open is kept in memory (`AlertMemory.open_keys`), so only a change
+of condition touches the database.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from app.services.alerts.rules import AlertRule
 
 log = logging.getLogger(__name__)
 
-CHANNELS = (Channels.SATELLITE_STATUS, Channels.SATELLITE_HEARTBEAT, Channels.SATELLITE_EVENTS,
-            Channels.COMMAND_UPDATED)
+CHANNELS = (Channels.SATELLITE_STATUS, Channels.SATELLITE_EVENTS, Channels.COMMAND_UPDATED,
+            Channels.AUTH_FAILURE_BURST)
 DEGRADED_STATES = frozenset({"degraded", "error"})
 
 
@@ -75,12 +77,12 @@ async def handle(rt: AlertsContext, channel: str, message: Message) -> None:
     match channel:
         case Channels.SATELLITE_STATUS:
             await _status(rt, message)
-        case Channels.SATELLITE_HEARTBEAT:
-            await _heartbeat(rt, message)
         case Channels.SATELLITE_EVENTS:
             await _event(rt, message)
         case Channels.COMMAND_UPDATED:
             await _command(rt, message)
+        case Channels.AUTH_FAILURE_BURST:
+            await _failure_burst(rt, message)
 
 
 # ---- satellites ---------------------------------------------------------------------------
@@ -109,10 +111,22 @@ async def _status(rt: AlertsContext, message: Message) -> None:
     await _raise(rt, _offline_finding(rt, satellite_id, message.get("team_id")))
 
 
-async def _heartbeat(rt: AlertsContext, message: Message) -> None:
-    satellite_id = str(message.get("satellite_id"))
-    team_id = message.get("team_id")
-    reported = message.get("status")
+async def _heartbeats(rt: AlertsContext) -> None:
+    """The heartbeat rules, from the fleet in memory: each satellite's latest report,
+    looked at once per heartbeat received since the last pass (heartbeats come every
+    30 s, passes every few seconds), so the heartbeat path itself does nothing here."""
+    seen = rt.alerts.heartbeat_seen
+    for state in rt.fleet.all():
+        at = state.last_heartbeat_at
+        if at is None or seen.get(state.id) == at:
+            continue
+        seen[state.id] = at
+        await _reported(rt, state.id, state.team_id, state.reported_status)
+        await _resources(rt, state.id, state.team_id, state.latest_metrics or {})
+
+
+async def _reported(rt: AlertsContext, satellite_id: str, team_id: str | None,
+                    reported: str | None) -> None:
     if reported in DEGRADED_STATES:
         await _raise(rt, Finding(
             AlertRule.SATELLITE_DEGRADED, satellite_id,
@@ -120,17 +134,16 @@ async def _heartbeat(rt: AlertsContext, message: Message) -> None:
             satellite_id=satellite_id, team_id=team_id, details={"reported_status": reported}))
     else:
         await _clear(rt, AlertRule.SATELLITE_DEGRADED, satellite_id)
-    await _resources(rt, satellite_id, team_id, message)
 
 
 async def _resources(rt: AlertsContext, satellite_id: str, team_id: str | None,
-                     message: Message) -> None:
+                     metrics: dict[str, Any]) -> None:
     settings = await rt.alerts.rules.settings(AlertRule.RESOURCE_HIGH, team_id)
     params = settings.params
     over = {name: value for name, value, limit in (
-        ("cpu_usage_percent", message.get("cpu_usage_percent"), params["cpu_percent"]),
-        ("memory_usage_mb", message.get("memory_usage_mb"), params["memory_mb"]),
-        ("disk_usage_percent", message.get("disk_usage_percent"), params["disk_percent"]),
+        ("cpu_usage_percent", metrics.get("cpu_usage_percent"), params["cpu_percent"]),
+        ("memory_usage_mb", metrics.get("memory_usage_mb"), params["memory_mb"]),
+        ("disk_usage_percent", metrics.get("disk_usage_percent"), params["disk_percent"]),
     ) if isinstance(value, int | float) and value > limit}
     counts = rt.alerts.over_threshold
     if not over:
@@ -225,6 +238,20 @@ async def _auth_failure(rt: AlertsContext, satellite_id: str, team_id: str | Non
             details={"failures_in_window": failures, "last_reason": reason}))
 
 
+async def _failure_burst(rt: AlertsContext, message: Message) -> None:
+    """Failed satellite authentications from one address reached the limiter's burst
+    (`GROUNDSTATION_AUTH_FAILURE_LIMIT` in its window): an alert for global admins."""
+    address = str(message.get("address"))
+    settings = await rt.alerts.rules.settings(AlertRule.AUTH_FAILURES, None)
+    subject = f"address:{address}"
+    rt.alerts.note(open_key(AlertRule.AUTH_FAILURES, subject), rt.clock.monotonic(),
+                   settings.params["window_seconds"])
+    await _raise(rt, Finding(
+        AlertRule.AUTH_FAILURES, subject,
+        f"A burst of failed satellite authentications from {address}",
+        details={"address": address, "reason": message.get("reason")}), again=True)
+
+
 # ---- commands -----------------------------------------------------------------------------
 
 async def _command(rt: AlertsContext, message: Message) -> None:
@@ -267,6 +294,7 @@ async def tick(rt: AlertsContext, *, in_grace: bool) -> None:
         rule, _, subject = key.partition("|")
         await _clear(rt, AlertRule(rule), subject)
     await _stale_configures(rt)
+    await _heartbeats(rt)
     if not in_grace:
         await _square_offline(rt)
 

@@ -36,6 +36,8 @@ class AlertMemory:
     windows: dict[str, Window] = field(default_factory=dict)
     # satellite id → heartbeats in a row over a threshold
     over_threshold: dict[str, int] = field(default_factory=dict)
+    # satellite id → the last heartbeat time the rules looked at
+    heartbeat_seen: dict[str, datetime] = field(default_factory=dict)
     # configure command id → (satellite id, team id, when it was queued)
     configures: dict[str, tuple[str, str | None, datetime]] = field(default_factory=dict)
     # set when a delivery is queued, so the delivery run starts at once

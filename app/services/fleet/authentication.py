@@ -39,13 +39,13 @@ from typing import TYPE_CHECKING, NoReturn
 
 from app.auth.api_keys import api_key_hash_outdated, hash_api_key, parse_api_key
 from app.auth.bearer import bearer_credential
+from app.bus import Channels
 from app.db import DATABASE_ERRORS
 from app.errors import Unauthenticated
 from app.models import Satellite
 from app.models.enums import SatelliteStatus
 from app.services.common.actors import anonymous_actor
 from app.services.common.audit import record_audit
-from app.services.common.rate_limits import FailureLimiter
 from app.services.fleet.state import SatelliteState
 
 if TYPE_CHECKING:
@@ -54,15 +54,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 async def note_auth_failure(
-    failures: FailureLimiter, address: str, reason: str, details: dict[str, str | None]
+    rt: FleetContext, address: str, reason: str, details: dict[str, str | None]
 ) -> None:
-    """Count a failed authentication; write a security event when it starts a burst."""
-    if await failures.record_failure(address):
+    """Count a failed authentication; when it starts a burst, write a security event and
+    announce it (`auth.failure_burst`, which the alert rules read)."""
+    if await rt.auth_failures.record_failure(address):
         await record_audit(
             "security.auth_failure_burst",
             actor=anonymous_actor(address),
             details={"reason": reason, **details},
         )
+        await rt.bus.publish(Channels.AUTH_FAILURE_BURST, {"address": address, "reason": reason})
         log.warning("authentication failure burst", extra={"op": "auth", "address": address})
 
 
@@ -162,5 +164,5 @@ async def _fail(
     rt: FleetContext, digest: bytes, address: str, reason: str, key_id: str | None
 ) -> NoReturn:
     rt.key_cache.remember_failure(digest)
-    await note_auth_failure(rt.auth_failures, address, reason, {"key_id": key_id})
+    await note_auth_failure(rt, address, reason, {"key_id": key_id})
     raise Unauthenticated("Invalid or missing API key")

@@ -114,7 +114,7 @@ async def register_satellite(
 async def _note_failure(
     rt: FleetContext, address: str, error: AppError, jti: str | None, name: str | None
 ) -> None:
-    await note_auth_failure(rt.auth_failures, address, error.code, {"jti": jti})
+    await note_auth_failure(rt, address, error.code, {"jti": jti})
     await record_audit(
         "security.registration_failed",
         actor=anonymous_actor(address),
