@@ -53,8 +53,8 @@ def log_serving(app: web.Application, url: str) -> None:
 
 def _warn_if_debug(settings: Settings) -> None:
     if settings.debug:
-        log.warning("debug mode is on (GROUNDSTATION_DEBUG): GraphiQL is served at /graphql "
-                    "to anyone who can reach it; turn it off in production",
+        log.warning("GROUNDSTATION_DEBUG is ignored: GraphiQL is served at /graphql to "
+                    "signed-in people in every mode; remove the setting",
                     extra={"op": "startup", "setting": "GROUNDSTATION_DEBUG"})
 
 

@@ -37,6 +37,7 @@ from app.errors import AppError, ValidationError
 from app.rest.bodies import parse_json, parse_json_object, read_body
 from app.rest.context import RUNTIME_KEY, runtime_of
 from app.rest.errors import classify, json_response
+from app.rest.pages import page
 from app.rest.request_info import note_caller, request_id_of
 from app.schema import schema
 from app.schema.context import SESSION_COOKIE, Context
@@ -89,7 +90,7 @@ class GroundstationGraphQLView(GraphQLView[Context, None]):
     def __init__(self, rt: Services) -> None:
         super().__init__(
             schema,
-            graphql_ide="graphiql" if rt.settings.debug else None,
+            graphql_ide="graphiql",  # our own page from local assets (render_graphql_ide)
             allow_queries_via_get=False,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=10),
@@ -106,6 +107,18 @@ class GroundstationGraphQLView(GraphQLView[Context, None]):
         if principal is not None:
             note_caller(request, user_id=principal.user_id)
         return Context(self.rt, request, response, address, principal)
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        """Browsers only (`Accept: text/html`): a script's GET is not a page request."""
+        return bool(request.method == "GET" and "text/html" in request.headers.get("accept", ""))
+
+    async def render_graphql_ide(self, request: web.Request) -> web.Response:
+        """GraphiQL for a signed-in person; otherwise the sign-in page first."""
+        principal = await authenticate_session(
+            self.rt, session_token(request), address=client_address(request, self.rt.settings))
+        if principal is None:
+            return web.Response(status=303, headers={"Location": "/login?next=/graphql"})
+        return page("graphiql")
 
     async def on_ws_connect(self, context: Context) -> Any:
         params = context.connection_params or {}

@@ -7,6 +7,7 @@ from aiohttp import web
 from app.rest import commands, config, events, heartbeat, operations, registration, streams
 from app.rest.graphql import add_graphql_route
 from app.rest.openapi import OPENAPI_PATH, openapi_json
+from app.rest.pages import add_page_routes
 
 SATELLITE = "/api/satellites/{satellite_id}"
 # The satellites' hot routes, whose access-log lines are sampled (docs/operations.md §6).
@@ -30,3 +31,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/stream/alerts", streams.alerts)
     streams.add_live_lifecycle(app)
     add_graphql_route(app)
+    add_page_routes(app)

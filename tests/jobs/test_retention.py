@@ -16,6 +16,7 @@ from app.models import (
     SatelliteCommand,
     SatelliteEvent,
     SatelliteHeartbeat,
+    SatelliteMetricRollup,
     SatelliteProcess,
 )
 from app.models.enums import (
@@ -200,3 +201,29 @@ async def test_count_retention_handles_many_satellites_in_chunks(
                 for row in await SatelliteHeartbeat.filter(satellite_id=satellite.id)]
         assert len(kept) == HISTORY_PER_SATELLITE
         assert min(kept) > utcnow() - timedelta(hours=HISTORY_PER_SATELLITE)
+
+
+async def _rollup(satellite: TestSatellite, resolution: str, age: timedelta) -> None:
+    await SatelliteMetricRollup.create(
+        satellite_id=satellite.id, resolution=resolution,
+        bucket=(utcnow() - age).replace(second=0, microsecond=0), samples=1, cpu_min=1,
+        cpu_sum=1, cpu_max=1, memory_min=1, memory_sum=1, memory_max=1, process_min=0,
+        process_max=0, error_max=0)
+
+
+async def test_metric_history_is_kept_per_resolution(
+    make_satellite: SatelliteFactory, rt: Runtime
+) -> None:
+    satellite = await make_satellite()
+    minute_days = rt.settings.metrics_minute_retention_days
+    hour_days = rt.settings.metrics_hour_retention_days
+    await _rollup(satellite, "minute", days_ago(minute_days + 0.5))  # removed
+    await _rollup(satellite, "minute", days_ago(minute_days - 0.5))
+    await _rollup(satellite, "hour", days_ago(minute_days + 0.5))  # hours live longer
+    await _rollup(satellite, "hour", days_ago(hour_days + 1))  # removed
+
+    await retention.run_once(rt)
+
+    kept = await SatelliteMetricRollup.filter(satellite_id=satellite.id).order_by(
+        "resolution", "bucket").values_list("resolution", flat=True)
+    assert list(kept) == ["hour", "minute"]

@@ -1,13 +1,15 @@
 """Web-security rules of the people-facing endpoints (docs/graphql.md §1, §4, §7): CORS off by
-default, JSON-only GraphQL posts, GraphiQL only in debug, cost guards, no stack traces."""
+default, JSON-only GraphQL posts, GraphiQL for signed-in browsers only, cost guards, no stack
+traces."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import aiohttp
 
-from tests.fixtures.graphql import GraphQLClient
+from tests.fixtures.graphql import ClientFactory, GraphQLClient
 from tests.fixtures.server import make_settings, running
 
 PREFLIGHT = {"Origin": "https://ui.example.com", "Access-Control-Request-Method": "POST"}
@@ -49,16 +51,32 @@ async def test_graphql_refuses_form_posts_and_gets(http: aiohttp.ClientSession) 
         assert response.status in (400, 404, 405)
 
 
-async def test_graphiql_is_served_only_in_debug(tmp_path: Path, http: aiohttp.ClientSession
-                                                ) -> None:
-    async with http.get("/graphql", headers={"Accept": "text/html"}) as response:
-        assert "graphiql" not in (await response.text()).lower()
-    async with (
-        running(make_settings(tmp_path, debug=True)) as (_, debug_http),
-        debug_http.get("/graphql", headers={"Accept": "text/html"}) as response,
-    ):
+async def test_graphiql_is_for_signed_in_browsers_and_loads_nothing_from_elsewhere(
+    http: aiohttp.ClientSession, graphql_as: ClientFactory,
+) -> None:
+    page = {"Accept": "text/html"}
+    async with http.get("/graphql", headers=page, allow_redirects=False) as response:
+        assert response.status == 303  # no session: sign in first, then back here
+        assert response.headers["Location"] == "/login?next=/graphql"
+    async with http.get("/graphql", allow_redirects=False) as response:
+        assert response.status in (400, 404, 405)  # a script's GET is not a page request
+
+    person = await graphql_as()
+    async with http.get("/graphql", headers={**page, "Cookie": f"gs_session={person.token}"},
+                        allow_redirects=False) as response:
         assert response.status == 200
-        assert "graphiql" in (await response.text()).lower()
+        html = await response.text()
+        policy = response.headers["Content-Security-Policy"]
+    assert "Loading GraphiQL" in html
+    assert "default-src 'self'" in policy
+    assert "script-src 'self';" in policy
+    # Every script and style the page names is served here.
+    assets = re.findall(r'<(?:script[^>]* src|link[^>]* href)="([^"]+)"', html)
+    assert assets
+    for asset in assets:
+        assert asset.startswith("/static/assets/"), asset
+        async with http.get(asset) as response:
+            assert response.status == 200, asset
 
 
 async def test_alias_heavy_documents_are_refused_before_running(

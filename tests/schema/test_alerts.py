@@ -192,3 +192,37 @@ async def test_a_webhook_that_keeps_failing_is_disabled_with_an_alert_and_comes_
         assert sorted((document["event"], document.get("alert", {}).get("rule"))
                       for document in documents) == [("alert.resolved", "webhook_disabled"),
                                                      ("webhook.test", None)]
+
+
+async def config_refreshed(http: aiohttp.ClientSession, satellite: TestSatellite) -> None:
+    body = {"events": [{"type": "config.refreshed", "timestamp": TS, "data": {
+        "config_hash": "abc", "server_count": 1, "change_detected": True}}]}
+    async with http.post(satellite.path("events"), json=body,
+                         headers=satellite.headers) as response:
+        assert response.status == 200, await response.text()
+
+
+async def test_a_silenced_alert_notifies_no_one_until_the_silence_ends(
+    rt: Runtime, http: aiohttp.ClientSession, graphql_as: ClientFactory, make_team: TeamFactory,
+    make_satellite: SatelliteFactory, receiver: Receiver,
+) -> None:
+    team = await make_team()
+    quiet, loud = [await make_satellite(satellite_type=SatelliteType.TEAM, team_id=team.id)
+                   for _ in range(2)]
+    admin = await graphql_as(teams={team.id: TeamRole.TEAM_ADMIN})
+    _, secret = await create_webhook(admin, receiver.url, team.id)
+    await config_error(http, quiet)
+    opened = verified(await receiver.next(), secret)
+    assert (opened["event"], opened["alert"]["satellite_id"]) == ("alert.opened", quiet.id)
+
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    await admin.data("mutation($id: ID!, $until: DateTime) { silenceAlert(id: $id, "
+                     "until: $until) { id } }", {"id": opened["alert"]["id"], "until": until})
+    await config_refreshed(http, quiet)  # resolves it, silently
+    await config_error(http, loud)  # caused after: the next delivery must be this one
+
+    following = verified(await receiver.next(), secret)
+    assert (following["event"], following["alert"]["satellite_id"]) == ("alert.opened",
+                                                                        loud.id)
+    resolved = await Alert.get(id=opened["alert"]["id"])
+    assert resolved.resolved_at is not None
