@@ -22,7 +22,7 @@ Json = dict[str, Any]
      "VALIDATION"),
     ("POST", b'{"query": "' + b"x" * 200_000 + b'"}', {"Content-Type": "application/json"},
      413, "VALIDATION"),
-    ("GET", b"", {"Accept": "*/*"}, 404, "NOT_FOUND"),
+    ("GET", b"", {"Accept": "*/*"}, 400, "VALIDATION"),  # a script's GET: no page, no query
     ("GET", b"", {"Accept": "application/json"}, 400, "VALIDATION"),
     ("PUT", b"{}", {"Content-Type": "application/json"}, 405, "VALIDATION"),
 ])

@@ -24,7 +24,9 @@ from tests.fixtures.satellites import SatelliteFactory
 from tests.fixtures.server import RunningServer
 
 # Not satellite REST: GraphQL and the people-facing SSE streams (docs/graphql.md §1, §6).
-NOT_DOCUMENTED = ("/api/graphql", "/api/stream/")
+NOT_DOCUMENTED = ("/api/graphql", "/api/stream/", "/static/")
+# The browser pages (docs/operations.md §13) are not part of the satellite API.
+PAGES = frozenset({"/", "/login"})
 
 REQUEST_MODELS: dict[tuple[str, str], type[pydantic.BaseModel]] = {
     ("post", "/api/satellites/register"): RegistrationRequest,
@@ -75,7 +77,8 @@ def test_every_registered_satellite_route_is_documented(server: RunningServer) -
     registered = set()
     for route in server.server.app.router.routes():
         path = route.resource.canonical if route.resource else ""
-        if route.method in ("HEAD", "OPTIONS", "*") or path.startswith(NOT_DOCUMENTED):
+        if (route.method in ("HEAD", "OPTIONS", "*") or path.startswith(NOT_DOCUMENTED)
+                or path in PAGES):
             continue
         registered.add((route.method.lower(), path))
     documented = {(method, path) for path, item in document["paths"].items() for method in item}
