@@ -18,6 +18,7 @@ from app.cli.arguments import (
     metavar,
 )
 from app.cli.database import Access
+from app.cli.demo import add_demo
 from app.cli.parser_operations import add_operations
 from app.cli.parser_reads import Groups, add_reads
 from app.cli.serve import serve_command
@@ -222,6 +223,7 @@ def build_parser() -> Parser:
     _add_serve(subparsers)
     add_operations(subparsers)
     add_simulate(subparsers)
+    add_demo(subparsers)
     _add_admin(subparsers)
     team = _add_team(subparsers)
     _add_token(subparsers)

@@ -24,7 +24,7 @@ COMMANDS = [
     ["user", "show"], ["user", "reset-password"], ["catalog", "list"], ["catalog", "show"],
     ["install", "list"], ["install", "show"], ["command", "list"], ["command", "show"],
     ["satellite", "show"], ["satellite", "list"], ["simulate"], ["metrics"],
-    ["metrics", "export"],
+    ["metrics", "export"], ["demo"],
 ]
 UNKNOWN_ID = "0123456789abcdef0123456789abcdef"
 
