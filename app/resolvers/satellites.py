@@ -18,11 +18,11 @@ from app.services.people import reads
 
 async def satellites(
     info: Info, team_id: strawberry.ID | None = None, status: SatelliteStatus | None = None,
-    first: int | None = 50, after: str | None = None,
+    first: int | None = 50, after: str | None = None, search: str | None = None,
 ) -> Connection[Satellite]:
     query = reads.satellites(
         principal_of(info), team_id=team_id,
-        status=None if status is None else model.SatelliteStatus(status.value),
+        status=None if status is None else model.SatelliteStatus(status.value), search=search,
     )
     # Only ids from the database: the fields come from the in-memory fleet state.
     return await paginate(query.only("id", "name"), first=first, after=after,

@@ -84,3 +84,18 @@ async def test_relations_asked_through_fragments_or_for_one_satellite_answer_the
         assert one["satellite"] == {key: node[key] for key in ("processCount", "teamId", "team")}
         assert node["processCount"] == 1
         assert (node["team"] or {}).get("id") == node["teamId"]
+
+
+async def test_the_fleet_list_searches_names_in_any_case(
+    graphql_as: ClientFactory, make_satellite: SatelliteFactory
+) -> None:
+    for name in ("edge-Berlin-1", "edge-berlin-2", "core-paris"):
+        await make_satellite(name=name)
+    admin = await graphql_as(global_role=GlobalRole.GLOBAL_ADMIN)
+    document = ("query($s: String) { satellites(search: $s) { totalCount "
+                "edges { node { name } } } }")
+    found = (await admin.data(document, {"s": "BERLIN"}))["satellites"]
+    assert found["totalCount"] == 2
+    assert [edge["node"]["name"] for edge in found["edges"]] == ["edge-Berlin-1",
+                                                                 "edge-berlin-2"]
+    assert await admin.error_code(document, {"s": "x" * 101}) == "VALIDATION"

@@ -82,14 +82,23 @@ async def alert(principal: Principal, alert_id: str) -> Alert | None:
     return await alerts(principal).filter(id=alert_id).first()
 
 
+MAX_SEARCH = 100
+
+
 def satellites(
-    principal: Principal, *, team_id: str | None = None, status: SatelliteStatus | None = None
+    principal: Principal, *, team_id: str | None = None, status: SatelliteStatus | None = None,
+    search: str | None = None,
 ) -> QuerySet[SatelliteRow]:
+    """Satellites by name; `search` keeps those whose name contains it (any case)."""
     query = SatelliteRow.exclude(status=SatelliteStatus.DELETED)
     if team_id is not None:
         query = query.filter(team_id=team_id)
     if status is not None:
         query = query.filter(status=status)
+    if search:
+        if len(search) > MAX_SEARCH:
+            raise ValidationError(f"search is longer than {MAX_SEARCH} characters")
+        query = query.filter(name__icontains=search)
     return scoped(principal, query, Kind.SATELLITES).order_by("name", "id")
 
 

@@ -1,0 +1,62 @@
+"""The fleet page at `/` in a real browser (docs/operations.md §13): a satellite turns
+online live when it heartbeats, and a team's member sees only what they may see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from app.models.enums import SatelliteType, TeamRole
+from tests.fixtures.graphql import ClientFactory, GraphQLClient
+from tests.fixtures.live import heartbeat
+from tests.fixtures.people import PASSWORD, TeamFactory
+from tests.fixtures.satellites import SatelliteFactory
+from tests.fixtures.server import RunningServer
+
+WAIT_MS = 15_000
+
+
+async def signed_in(browser: Any, server: RunningServer, person: GraphQLClient) -> Any:
+    assert person.user is not None
+    page = await browser.new_page()
+    await page.goto(server.url("/"))
+    await page.wait_for_url("**/login?next=/", timeout=WAIT_MS)
+    await page.get_by_label("Email").fill(person.user.email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("heading", name="Fleet").wait_for(timeout=WAIT_MS)
+    return page
+
+
+async def test_a_satellite_turns_online_on_the_page_when_it_heartbeats(
+    browser: Any, server: RunningServer, http: aiohttp.ClientSession,
+    graphql_as: ClientFactory, make_team: TeamFactory, make_satellite: SatelliteFactory,
+) -> None:
+    team = await make_team()
+    satellite = await make_satellite(satellite_type=SatelliteType.TEAM, team_id=team.id,
+                                     active=False)
+    member = await graphql_as(teams={team.id: TeamRole.TEAM_USER})
+    page = await signed_in(browser, server, member)
+    row = page.locator(f'tr[data-satellite="{satellite.id}"]')
+    await row.get_by_text("offline").wait_for(timeout=WAIT_MS)
+
+    await heartbeat(http, satellite)
+    await row.get_by_text("online", exact=True).wait_for(timeout=WAIT_MS)  # live, no reload
+    assert await row.locator("td").nth(1).inner_text() == "active"
+    await page.close()
+
+
+async def test_a_team_member_sees_no_other_teams_satellites(
+    browser: Any, server: RunningServer, graphql_as: ClientFactory, make_team: TeamFactory,
+    make_satellite: SatelliteFactory,
+) -> None:
+    ours, theirs = await make_team(), await make_team()
+    mine = await make_satellite(satellite_type=SatelliteType.TEAM, team_id=ours.id)
+    other = await make_satellite(satellite_type=SatelliteType.TEAM, team_id=theirs.id)
+    member = await graphql_as(teams={ours.id: TeamRole.TEAM_USER})
+    page = await signed_in(browser, server, member)
+    await page.locator(f'tr[data-satellite="{mine.id}"]').wait_for(timeout=WAIT_MS)
+    assert await page.locator(f'tr[data-satellite="{other.id}"]').count() == 0
+    assert other.name not in await page.content()
+    await page.close()
