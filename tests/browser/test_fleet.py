@@ -3,11 +3,13 @@ online live when it heartbeats, and a team's member sees only what they may see.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from app.models.enums import SatelliteType, TeamRole
+from app.models.enums import GlobalRole, SatelliteType, TeamRole
 from tests.fixtures.graphql import ClientFactory, GraphQLClient
 from tests.fixtures.live import heartbeat
 from tests.fixtures.people import PASSWORD, TeamFactory
@@ -15,6 +17,8 @@ from tests.fixtures.satellites import SatelliteFactory
 from tests.fixtures.server import RunningServer
 
 WAIT_MS = 15_000
+# Set to a directory to keep a screenshot of the fleet page (docs/screenshots/ in the repo).
+SCREENSHOTS = os.environ.get("GROUNDSTATION_SCREENSHOTS")
 
 
 async def signed_in(browser: Any, server: RunningServer, person: GraphQLClient) -> Any:
@@ -44,6 +48,9 @@ async def test_a_satellite_turns_online_on_the_page_when_it_heartbeats(
     await heartbeat(http, satellite)
     await row.get_by_text("online", exact=True).wait_for(timeout=WAIT_MS)  # live, no reload
     assert await row.locator("td").nth(1).inner_text() == "active"
+    if SCREENSHOTS:  # the README's picture comes from this page
+        await page.set_viewport_size({"width": 1280, "height": 480})
+        await page.screenshot(path=str(Path(SCREENSHOTS) / "fleet.png"))
     await page.close()
 
 
@@ -59,4 +66,28 @@ async def test_a_team_member_sees_no_other_teams_satellites(
     await page.locator(f'tr[data-satellite="{mine.id}"]').wait_for(timeout=WAIT_MS)
     assert await page.locator(f'tr[data-satellite="{other.id}"]').count() == 0
     assert other.name not in await page.content()
+    await page.close()
+
+
+async def test_a_burst_of_changes_off_the_page_reads_the_page_once_or_twice(
+    browser: Any, server: RunningServer, http: aiohttp.ClientSession,
+    graphql_as: ClientFactory, make_satellite: SatelliteFactory,
+) -> None:
+    shown = await make_satellite(name="shown-1")
+    hidden = [await make_satellite(name=f"hidden-{n}", active=False) for n in range(20)]
+    admin = await graphql_as(global_role=GlobalRole.GLOBAL_ADMIN)
+    page = await signed_in(browser, server, admin)
+    await page.get_by_label("Name").fill("shown")  # only one satellite on the page
+    await page.locator(f'tr[data-satellite="{shown.id}"]').wait_for(timeout=WAIT_MS)
+    await page.wait_for_timeout(1500)  # the search's own read is done
+    reads: list[str] = []
+    page.on("request", lambda request: reads.append(request.url)
+            if request.method == "POST" and "satellites(" in (request.post_data or "") else None)
+
+    for satellite in hidden:  # 20 activations: 20 status changes, none on the page
+        await heartbeat(http, satellite)
+    await page.wait_for_timeout(2500)
+
+    assert 1 <= len(reads) <= 2, reads
+    assert await page.locator("tbody tr").count() == 1
     await page.close()

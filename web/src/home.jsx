@@ -1,12 +1,15 @@
 // The fleet, live: every satellite the signed-in person may see, a page at a time,
 // filtered by team, status and name; status changes arrive over graphql-transport-ws.
 import { createClient } from "graphql-ws";
-import { StrictMode, useCallback, useEffect, useMemo, useState } from "react";
+import { StrictMode, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { graphql } from "./api.js";
 import "./fleet.css";
 
 const PAGE = 100;
+// Changes of satellites not on the page (new ones, or on other pages) re-read the page at
+// most this often, so a burst of a thousand changes costs one read, not a thousand.
+const RELOAD_AFTER_MS = 1000;
 const ME = `{ me { email globalRole } teams { id name } }`;
 const FLEET = `query ($first: Int, $after: String, $teamId: ID, $status: SatelliteStatus,
                       $search: String) {
@@ -15,7 +18,7 @@ const FLEET = `query ($first: Int, $after: String, $teamId: ID, $status: Satelli
     edges { node { id name satelliteType teamId status online lastHeartbeatAt latestMetrics
                    processCount } } } }`;
 const STATUS_CHANGES = `subscription { satelliteStatusChanged {
-  satellite { id status online lastHeartbeatAt } } }`;
+  satellite { id status online lastHeartbeatAt latestMetrics processCount } } }`;
 const STATUSES = ["ACTIVE", "INACTIVE", "MAINTENANCE", "DISABLED"];
 
 function ago(when) {
@@ -68,15 +71,25 @@ function Fleet({ teams }) {
   useEffect(() => { load(); const timer = setInterval(load, 15000); return () => clearInterval(timer); },
     [load]);
 
+  const reload = useRef(null);
+  useEffect(() => () => clearTimeout(reload.current), []);
+  const reloadSoon = useCallback(() => {
+    if (reload.current === null) {
+      reload.current = setTimeout(() => { reload.current = null; load(); }, RELOAD_AFTER_MS);
+    }
+  }, [load]);
+
   const applyChange = useCallback((changed) => {
     setPage((current) => {
       if (!current) return current;
-      const known = current.edges.some((edge) => edge.node.id === changed.id);
-      if (!known) { load(); return current; } // a new satellite: read the page again
+      if (!current.edges.some((edge) => edge.node.id === changed.id)) {
+        reloadSoon(); // not on this page: maybe new, maybe elsewhere
+        return current;
+      }
       return { ...current, edges: current.edges.map((edge) => edge.node.id === changed.id
         ? { node: { ...edge.node, ...changed } } : edge) };
     });
-  }, [load]);
+  }, [reloadSoon]);
   useLiveStatus(applyChange);
 
   const filter = (name) => (event) => {
