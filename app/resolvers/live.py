@@ -8,11 +8,11 @@ falls behind gets a final error (`UNAVAILABLE`, reason `subscriber_dropped`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 
@@ -29,6 +29,8 @@ from app.schema.types.satellites import Heartbeat, Satellite, SatelliteEvent
 from app.services.live import feeds as live
 from app.services.people import reads
 from app.services.people.principals import Principal
+
+T = TypeVar("T")
 
 
 def _viewer(info: Info) -> live.Viewer:
@@ -54,6 +56,24 @@ async def _messages(items: AsyncGenerator[live.Item, None]) -> AsyncGenerator[Me
         await items.aclose()
 
 
+async def _read_for_viewer(
+    info: Info, stream: AsyncGenerator[live.Item, None],
+    read: Callable[[Principal, Message], Awaitable[T | None]],
+) -> AsyncGenerator[T, None]:
+    """Each message as `read` makes it for the current caller (with the caller's rights:
+    once per message and viewer scope, `shared_payload_for`); messages it finds nothing
+    for are skipped."""
+    async with aclosing(_messages(stream)) as messages:
+        async for message in messages:
+            principal = _for_event(info)
+            if principal is None:
+                return
+            payload = await shared_payload_for(message, principal,
+                                               partial(read, principal, message))
+            if payload is not None:
+                yield payload
+
+
 def _when(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -63,15 +83,9 @@ async def satellite_status_changed(
 ) -> AsyncGenerator[SatelliteStatusChange, None]:
     principal_of(info)
     stream = live.satellite_status(info.context.rt, _viewer(info), team_id=team_id)
-    async with aclosing(_messages(stream)) as messages:
-        async for message in messages:
-            principal = _for_event(info)
-            if principal is None:
-                return
-            change = await shared_payload_for(
-                message, principal, partial(_status_change, info, principal, message))
-            if change is not None:
-                yield change
+    async with aclosing(_read_for_viewer(info, stream, partial(_status_change, info))) as payloads:
+        async for change in payloads:
+            yield change
 
 
 async def _status_change(info: Info, principal: Principal,
@@ -124,15 +138,9 @@ async def command_updated(
     if satellite_id is not None:
         await reads.require_satellite(principal, satellite_id)
     stream = live.command_updates(info.context.rt, _viewer(info), satellite_id=satellite_id)
-    async with aclosing(_messages(stream)) as messages:
-        async for message in messages:
-            principal_now = _for_event(info)
-            if principal_now is None:
-                return
-            command = await shared_payload_for(
-                message, principal_now, partial(_command, principal_now, message))
-            if command is not None:
-                yield command
+    async with aclosing(_read_for_viewer(info, stream, _command)) as payloads:
+        async for command in payloads:
+            yield command
 
 
 async def _command(principal: Principal, message: Message) -> Command | None:
@@ -159,15 +167,9 @@ async def alert_changed(
     if team_id is not None:
         await reads.require_team(principal, team_id)
     stream = live.alert_changes(info.context.rt, _viewer(info), team_id=team_id)
-    async with aclosing(_messages(stream)) as messages:
-        async for message in messages:
-            principal_now = _for_event(info)
-            if principal_now is None:
-                return
-            change = await shared_payload_for(
-                message, principal_now, partial(_alert_change, principal_now, message))
-            if change is not None:
-                yield change
+    async with aclosing(_read_for_viewer(info, stream, _alert_change)) as payloads:
+        async for change in payloads:
+            yield change
 
 
 async def _alert_change(principal: Principal, message: Message) -> AlertChange | None:
