@@ -19,7 +19,6 @@ from app.schema.types.alerts import (
     WebhookDelivery,
 )
 from app.services.alerts import lifecycle, settings, webhooks
-from app.services.alerts.engine import clear_finding
 from app.services.alerts.rules import AlertRule
 from app.services.people import reads
 
@@ -86,9 +85,7 @@ async def delete_webhook(info: Info, id: strawberry.ID) -> bool:  # noqa: A002
 
 
 async def enable_webhook(info: Info, id: strawberry.ID) -> Webhook:  # noqa: A002
-    row = await webhooks.enable_webhook(info.context.rt, principal_of(info), id)
-    await clear_finding(info.context.rt, AlertRule.WEBHOOK_DISABLED, row.id)
-    return Webhook.of(row)
+    return Webhook.of(await webhooks.enable_webhook(info.context.rt, principal_of(info), id))
 
 
 async def test_webhook(info: Info, id: strawberry.ID) -> WebhookDelivery:  # noqa: A002

@@ -79,11 +79,9 @@ def _silenced(alert: Alert, now: datetime) -> bool:
 
 
 async def raise_alert(rt: AlertsContext, finding: Finding) -> Alert | None:
-    """Open the alert for `finding` (when its rule is enabled for the team), or count
-    one more occurrence of the open one. The alert when this call opened it."""
-    settings = await rt.alerts.rules.settings(finding.rule, finding.team_id)
-    if not settings.enabled:
-        return None
+    """Open the alert for `finding`, or count one more occurrence of the open one. The
+    alert when this call opened it. Whether the rule is enabled is the engine's check
+    (`engine.raise_finding`)."""
     now = rt.clock.now()
     key = finding.open_key
     if await _seen_again(key, now, finding.details):

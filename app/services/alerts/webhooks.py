@@ -16,6 +16,8 @@ from app.errors import NotFound, ValidationError
 from app.models import Webhook, WebhookDelivery
 from app.services.alerts.context import AlertsContext
 from app.services.alerts.delivery import checked_url, queue_test, refused_address
+from app.services.alerts.engine import clear_finding
+from app.services.alerts.rules import AlertRule
 from app.services.common.audit import record_audit
 from app.services.people.permissions import require_global_admin, require_team_admin
 from app.services.people.principals import Principal
@@ -81,13 +83,15 @@ async def delete_webhook(rt: AlertsContext, principal: Principal, webhook_id: st
 
 
 async def enable_webhook(rt: AlertsContext, principal: Principal, webhook_id: str) -> Webhook:
-    """Back on after it was disabled for failing; its failure count starts again."""
+    """Back on after it was disabled for failing; its failure count starts again and its
+    `webhook_disabled` alert resolves."""
     webhook = await require_webhook(principal, webhook_id)
     await Webhook.filter(id=webhook.id).update(enabled=True, consecutive_failures=0,
                                                disabled_reason=None)
     webhook.enabled, webhook.consecutive_failures, webhook.disabled_reason = True, 0, None
     await record_audit("webhook.enabled", actor=principal.actor, object_type="webhook",
                        object_id=webhook.id, team_id=webhook.team_id)  # type: ignore[attr-defined]
+    await clear_finding(rt, AlertRule.WEBHOOK_DISABLED, webhook.id)
     return webhook
 
 
