@@ -18,6 +18,7 @@ from app.jobs.runner import scheduled_jobs
 from app.models import Satellite
 from app.runtime import Runtime
 from app.services.common.clock import ManualClock, utcnow
+from tests.fixtures.offline import end_start_up_grace, pass_threshold
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite, satellite_factory
 from tests.fixtures.server import eventually, listening, make_settings, running
 
@@ -36,23 +37,10 @@ def settings(tmp_path: Path) -> Settings:
                          jobs_interval_seconds=3600)
 
 
-def pass_threshold(clock: ManualClock, rt: Runtime) -> None:
-    """Move the runtime's clock more than one threshold past every heartbeat so far.
-
-    Heartbeats and the job read the same clock, which stands still until the test
-    moves it (so no heartbeat can go stale while a test is slow)."""
-    clock.advance(rt.settings.offline_threshold + 1)
-
-
 async def beat(http: aiohttp.ClientSession, satellite: TestSatellite) -> None:
     async with http.post(satellite.path("heartbeat"), data=json.dumps(HEARTBEAT),
                          headers=satellite.headers) as response:
         assert response.status == 200
-
-
-def end_start_up_grace(rt: Runtime) -> None:
-    """As if the server had started long ago (the grace has its own test below)."""
-    rt.started_monotonic = rt.clock.monotonic() - 10 * rt.settings.offline_threshold
 
 
 def test_offline_detection_is_a_scheduled_job() -> None:

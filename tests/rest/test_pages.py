@@ -10,6 +10,7 @@ import pytest
 
 from app.rest.pages import STATIC
 from tests.fixtures.graphql import ClientFactory
+from tests.fixtures.pages import assert_everything_loaded_is_served_here
 from tests.fixtures.people import PASSWORD
 
 PAGES = ["/", "/login"]
@@ -26,12 +27,7 @@ async def test_a_page_and_everything_it_names_come_from_this_server(
         policy = response.headers["Content-Security-Policy"]
     assert "default-src 'self'" in policy
     assert "frame-ancestors 'none'" in policy
-    assets = re.findall(r'<(?:script[^>]* src|link[^>]* href)="([^"]+)"', html)
-    assert assets
-    for asset in assets:
-        assert asset.startswith("/static/assets/"), asset
-        async with http.get(asset) as response:
-            assert response.status == 200, asset
+    await assert_everything_loaded_is_served_here(http, html)
 
 
 def test_no_built_page_names_another_host() -> None:

@@ -4,12 +4,12 @@ traces."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import aiohttp
 
 from tests.fixtures.graphql import ClientFactory, GraphQLClient
+from tests.fixtures.pages import assert_everything_loaded_is_served_here
 from tests.fixtures.server import make_settings, running
 
 PREFLIGHT = {"Origin": "https://ui.example.com", "Access-Control-Request-Method": "POST"}
@@ -70,13 +70,7 @@ async def test_graphiql_is_for_signed_in_browsers_and_loads_nothing_from_elsewhe
     assert "Loading GraphiQL" in html
     assert "default-src 'self'" in policy
     assert "script-src 'self';" in policy
-    # Every script and style the page names is served here.
-    assets = re.findall(r'<(?:script[^>]* src|link[^>]* href)="([^"]+)"', html)
-    assert assets
-    for asset in assets:
-        assert asset.startswith("/static/assets/"), asset
-        async with http.get(asset) as response:
-            assert response.status == 200, asset
+    await assert_everything_loaded_is_served_here(http, html)
 
 
 async def test_alias_heavy_documents_are_refused_before_running(

@@ -14,16 +14,12 @@ from app.models import Alert, AuditEntry
 from app.models.enums import AlertState, SatelliteType, TeamRole
 from app.runtime import Runtime
 from app.services.common.clock import ManualClock
-from tests.fixtures.alerts import (
-    ALERT_CHANGED,
-    beat,
-    create_webhook,
-    end_start_up_grace,
-    pass_offline_threshold,
-    verified,
-)
+from tests.fixtures.alerts import ALERT_CHANGED, create_webhook, verified
 from tests.fixtures.graphql import ClientFactory
+from tests.fixtures.live import heartbeat as beat
 from tests.fixtures.live import subscribed
+from tests.fixtures.offline import end_start_up_grace
+from tests.fixtures.offline import pass_threshold as pass_offline_threshold
 from tests.fixtures.people import TeamFactory
 from tests.fixtures.satellites import SatelliteFactory
 from tests.fixtures.server import make_settings
