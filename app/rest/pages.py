@@ -1,5 +1,7 @@
 """The pages people open in a browser, built from `web/` into `app/static` (docs/operations.md
-§13): `/` (the home page), `/login`, and GraphiQL at `/graphql` (`app/rest/graphql.py`).
+§13): the dashboard at `/` and its views (`/satellites/{id}`, `/teams/{id}`, `/alerts`,
+`/account`: one page that shows the view its address names), `/login`, and GraphiQL at
+`/graphql` (`app/rest/graphql.py`).
 
 Everything is served from this server; the Content-Security-Policy allows nothing from
 another host, so a page works offline and on a locked-down network.
@@ -45,12 +47,17 @@ async def login(request: web.Request) -> web.Response:
     return page("login")
 
 
+# Addresses of the dashboard's views; each answers the same page (it reads its address).
+DASHBOARD_PATHS = ("/", "/alerts", "/account", "/satellites/{id}", "/teams/{id}")
+
+
 def add_page_routes(app: web.Application) -> None:
-    app.router.add_get("/", home)
+    for path in DASHBOARD_PATHS:
+        app.router.add_get(path, home)
     app.router.add_get("/login", login)
     assets = STATIC / "assets"
     if assets.is_dir():
         app.router.add_static("/static/assets/", assets, append_version=False)
 
 
-__all__ = ["add_page_routes", "page"]
+__all__ = ["DASHBOARD_PATHS", "add_page_routes", "page"]

@@ -32,6 +32,8 @@ from app.services.commands.queue import enqueue_command
 from app.services.commands.sweeps import expire_undelivered, requeue_expired_leases
 from app.services.common.actors import CLI_ACTOR
 from app.services.satellites.admin import create_satellite
+from tests.fixtures.live import poll_commands as poll
+from tests.fixtures.live import report_result as report
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite, until_poll_held
 from tests.fixtures.server import TEST_SECRET, RunningServer, make_settings
 
@@ -55,23 +57,6 @@ async def enqueue(
         actor=CLI_ACTOR,
         **options,
     )
-
-
-async def poll(
-    http: aiohttp.ClientSession, satellite: TestSatellite, **params: Any
-) -> tuple[int, Json]:
-    query = {key: str(value) for key, value in params.items()}
-    async with http.get(satellite.path("commands"), headers=satellite.headers,
-                        params=query) as response:
-        return response.status, await response.json()
-
-
-async def report(
-    http: aiohttp.ClientSession, satellite: TestSatellite, body: Json
-) -> tuple[int, Json]:
-    async with http.post(satellite.path("command-result"), headers=satellite.headers,
-                         json=body) as response:
-        return response.status, await response.json()
 
 
 def ids_of(page: Json) -> list[str]:

@@ -13,7 +13,7 @@ from tests.fixtures.graphql import ClientFactory
 from tests.fixtures.pages import assert_everything_loaded_is_served_here
 from tests.fixtures.people import PASSWORD
 
-PAGES = ["/", "/login"]
+PAGES = ["/", "/login", "/alerts", "/account", "/satellites/some-id", "/teams/some-id"]
 
 
 @pytest.mark.parametrize("path", PAGES)

@@ -1,16 +1,19 @@
 // The fleet, live: every satellite the signed-in person may see, a page at a time,
 // filtered by team, status and name; status changes arrive over graphql-transport-ws.
-import { createClient } from "graphql-ws";
-import { StrictMode, useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { createRoot } from "react-dom/client";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { graphql } from "./api.js";
-import "./fleet.css";
+import { Sparkline } from "./chart.jsx";
+import { Link } from "./router.jsx";
+import { IssueToken } from "./tokens.jsx";
+import { ErrorText, Time, useSubscription, useViewer } from "./ui.jsx";
 
 const PAGE = 100;
 // Changes of satellites not on the page (new ones, or on other pages) re-read the page at
 // most this often, so a burst of a thousand changes costs one read, not a thousand.
 const RELOAD_AFTER_MS = 1000;
-const ME = `{ me { email globalRole } teams { id name } }`;
+// Heartbeats come every 30 s; the page is re-read this often for their metrics.
+const REFRESH_MS = 15000;
+const SPARK_POINTS = 20;
 const FLEET = `query ($first: Int, $after: String, $teamId: ID, $status: SatelliteStatus,
                       $search: String) {
   satellites(first: $first, after: $after, teamId: $teamId, status: $status, search: $search) {
@@ -19,40 +22,39 @@ const FLEET = `query ($first: Int, $after: String, $teamId: ID, $status: Satelli
                    processCount } } } }`;
 const STATUS_CHANGES = `subscription { satelliteStatusChanged {
   satellite { id status online lastHeartbeatAt latestMetrics processCount } } }`;
-const STATUSES = ["ACTIVE", "INACTIVE", "MAINTENANCE", "DISABLED"];
-
-function ago(when) {
-  if (!when) return "never";
-  const seconds = Math.max(0, Math.round((Date.now() - Date.parse(when)) / 1000));
-  if (seconds < 60) return `${seconds} s ago`;
-  if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
-  return `${Math.round(seconds / 3600)} h ago`;
-}
+export const STATUSES = ["ACTIVE", "INACTIVE", "MAINTENANCE", "DISABLED"];
 
 function metric(node, key, digits = 0) {
   const value = node.latestMetrics?.[key];
   return typeof value === "number" ? value.toFixed(digits) : "–";
 }
 
-function useLiveStatus(onChange) {
-  useEffect(() => {
-    const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/graphql`;
-    const client = createClient({ url, retryAttempts: Infinity, lazy: false });
-    const stop = client.subscribe({ query: STATUS_CHANGES }, {
-      next: (message) => message.data && onChange(message.data.satelliteStatusChanged.satellite),
-      error: () => {},
-      complete: () => {},
-    });
-    return () => { stop(); client.dispose(); };
-  }, [onChange]);
+// The CPU and memory values seen for each satellite since the page opened (one per
+// heartbeat), for the sparklines.
+function useSamples() {
+  const samples = useRef(new Map());
+  return useCallback((nodes) => {
+    for (const node of nodes) {
+      const seen = samples.current.get(node.id) ?? { at: null, cpu: [], memory: [] };
+      const metrics = node.latestMetrics;
+      if (metrics && node.lastHeartbeatAt && node.lastHeartbeatAt !== seen.at) {
+        seen.at = node.lastHeartbeatAt;
+        seen.cpu = [...seen.cpu, metrics.cpu_usage_percent ?? null].slice(-SPARK_POINTS);
+        seen.memory = [...seen.memory, metrics.memory_usage_mb ?? null].slice(-SPARK_POINTS);
+      }
+      samples.current.set(node.id, seen);
+    }
+    return samples.current;
+  }, []);
 }
 
-function Fleet({ teams }) {
+export function Fleet() {
+  const viewer = useViewer();
   const [filters, setFilters] = useState({ teamId: "", status: "", search: "" });
   const [cursors, setCursors] = useState([null]);
   const [page, setPage] = useState(null);
   const [error, setError] = useState("");
-  const teamNames = useMemo(() => Object.fromEntries(teams.map((t) => [t.id, t.name])), [teams]);
+  const record = useSamples();
   const after = cursors[cursors.length - 1];
 
   const load = useCallback(async () => {
@@ -68,7 +70,7 @@ function Fleet({ teams }) {
     }
   }, [after, filters]);
 
-  useEffect(() => { load(); const timer = setInterval(load, 15000); return () => clearInterval(timer); },
+  useEffect(() => { load(); const timer = setInterval(load, REFRESH_MS); return () => clearInterval(timer); },
     [load]);
 
   const reload = useRef(null);
@@ -79,7 +81,8 @@ function Fleet({ teams }) {
     }
   }, [load]);
 
-  const applyChange = useCallback((changed) => {
+  const applyChange = useCallback((data) => {
+    const changed = data.satelliteStatusChanged.satellite;
     setPage((current) => {
       if (!current) return current;
       if (!current.edges.some((edge) => edge.node.id === changed.id)) {
@@ -90,61 +93,72 @@ function Fleet({ teams }) {
         ? { node: { ...edge.node, ...changed } } : edge) };
     });
   }, [reloadSoon]);
-  useLiveStatus(applyChange);
+  useSubscription(STATUS_CHANGES, {}, applyChange);
 
   const filter = (name) => (event) => {
     setFilters({ ...filters, [name]: event.target.value });
     setCursors([null]);
   };
-  const nodes = page ? page.edges.map((edge) => edge.node) : [];
+  const nodes = useMemo(() => (page ? page.edges.map((edge) => edge.node) : []), [page]);
+  const samples = useMemo(() => record(nodes), [record, nodes]);
   const online = nodes.filter((node) => node.online).length;
+  const canIssue = viewer.globalAdmin || viewer.teams.some((team) => viewer.adminOf(team.id));
 
   return (
     <section aria-labelledby="fleet-title">
       <div className="toolbar">
         <h2 id="fleet-title">Fleet</h2>
-        <label>Team{" "}
+        <label>Team
           <select value={filters.teamId} onChange={filter("teamId")}>
             <option value="">all</option>
-            {teams.map((team) => <option key={team.id} value={team.id}>{team.name}</option>)}
+            {viewer.teams.map((team) => <option key={team.id} value={team.id}>{team.name}</option>)}
           </select>
         </label>
-        <label>Status{" "}
+        <label>Status
           <select value={filters.status} onChange={filter("status")}>
             <option value="">any</option>
             {STATUSES.map((status) => <option key={status} value={status}>{status.toLowerCase()}</option>)}
           </select>
         </label>
-        <label>Name{" "}
+        <label>Name
           <input type="search" value={filters.search} onChange={filter("search")} maxLength={100} />
         </label>
       </div>
-      {error && <p role="alert" className="error">{error}</p>}
+      {canIssue && <IssueToken />}
+      <ErrorText>{error}</ErrorText>
       <p aria-live="polite" className="summary">
         {page ? `${page.totalCount} satellite(s); ${online} of the ${nodes.length} shown online` : "Loading…"}
       </p>
       <div className="table-wrap">
-        <table>
+        <table className="striped">
           <caption className="visually-hidden">Satellites</caption>
           <thead>
-            <tr><th scope="col">Name</th><th scope="col">Team</th><th scope="col">Status</th>
-              <th scope="col">Connection</th><th scope="col">Last heartbeat</th>
+            <tr><th scope="col">Name</th><th scope="col">Status</th><th scope="col">Connection</th>
+              <th scope="col">Team</th><th scope="col">Last heartbeat</th>
               <th scope="col">CPU %</th><th scope="col">Memory MB</th><th scope="col">Processes</th></tr>
           </thead>
           <tbody>
-            {nodes.map((node) => (
-              <tr key={node.id} data-satellite={node.id}>
-                <th scope="row">{node.name}</th>
-                <td>{node.teamId ? teamNames[node.teamId] || "–" : "global"}</td>
-                <td>{node.status.toLowerCase()}</td>
-                <td><span className={node.online ? "badge online" : "badge offline"}>
-                  {node.online ? "online" : "offline"}</span></td>
-                <td>{ago(node.lastHeartbeatAt)}</td>
-                <td>{metric(node, "cpu_usage_percent", 1)}</td>
-                <td>{metric(node, "memory_usage_mb")}</td>
-                <td>{node.processCount}</td>
-              </tr>
-            ))}
+            {nodes.map((node) => {
+              const seen = samples.get(node.id);
+              return (
+                <tr key={node.id} data-satellite={node.id}>
+                  <th scope="row"><Link to={`/satellites/${node.id}`}>{node.name}</Link></th>
+                  <td>{node.status.toLowerCase()}</td>
+                  <td><span className={node.online ? "badge online" : "badge offline"}>
+                    {node.online ? "online" : "offline"}</span></td>
+                  <td>{node.teamId
+                    ? <Link to={`/teams/${node.teamId}`}>{viewer.teamName(node.teamId)}</Link>
+                    : "global"}</td>
+                  <td><Time at={node.lastHeartbeatAt} /></td>
+                  <td className="num">{metric(node, "cpu_usage_percent", 1)}
+                    {seen?.cpu.length > 1 && <Sparkline values={seen.cpu} label={`CPU of ${node.name}`} />}</td>
+                  <td className="num">{metric(node, "memory_usage_mb")}
+                    {seen?.memory.length > 1 && <Sparkline values={seen.memory} colour="#b45309"
+                      label={`Memory of ${node.name}`} />}</td>
+                  <td className="num">{node.processCount}</td>
+                </tr>
+              );
+            })}
           </tbody>
         </table>
       </div>
@@ -157,32 +171,3 @@ function Fleet({ teams }) {
     </section>
   );
 }
-
-function App() {
-  const [me, setMe] = useState(null);
-  const [teams, setTeams] = useState([]);
-  const [error, setError] = useState("");
-  useEffect(() => {
-    graphql(ME).then((data) => { setMe(data.me); setTeams(data.teams); }).catch((failure) => {
-      if (failure.code === "UNAUTHENTICATED") location.assign("/login?next=/");
-      else setError(failure.message);
-    });
-  }, []);
-  const signOut = async () => { await graphql("mutation { logout }"); location.assign("/login"); };
-  return (
-    <>
-      <header className="top">
-        <h1>Groundstation</h1>
-        {me && <span>{me.email} ({me.globalRole.toLowerCase().replace("_", " ")})</span>}
-        <nav><a href="/graphql">GraphiQL</a>{" "}
-          {me && <button type="button" onClick={signOut}>Sign out</button>}</nav>
-      </header>
-      <main>
-        {error && <p role="alert" className="error">{error}</p>}
-        {me && <Fleet teams={teams} />}
-      </main>
-    </>
-  );
-}
-
-createRoot(document.getElementById("app")).render(<StrictMode><App /></StrictMode>);

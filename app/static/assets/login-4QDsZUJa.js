@@ -1,0 +1,2 @@
+import"./modulepreload-polyfill-B5Qt9EMX.js";import{g as o,n}from"./api-DmgZLeDe.js";import"./client-wkOhMJXj.js";const s=`mutation ($email: String!, $password: String!) {
+  login(email: $email, password: $password) { user { email } } }`;document.getElementById("login").addEventListener("submit",async t=>{t.preventDefault();const e=new FormData(t.target),a=document.getElementById("error");a.textContent="";try{await o(s,{email:e.get("email"),password:e.get("password")}),location.assign(n())}catch(r){a.textContent=r.message}});

@@ -1,2 +1,0 @@
-import"./modulepreload-polyfill-B5Qt9EMX.js";import{g as n,n as o}from"./api-C2IteZBO.js";const s=`mutation ($email: String!, $password: String!) {
-  login(email: $email, password: $password) { user { email } } }`;document.getElementById("login").addEventListener("submit",async t=>{t.preventDefault();const e=new FormData(t.target),a=document.getElementById("error");a.textContent="";try{await n(s,{email:e.get("email"),password:e.get("password")}),location.assign(o())}catch(r){a.textContent=r.message}});
