@@ -71,3 +71,27 @@ async def test_a_burst_of_changes_off_the_page_reads_the_page_once_or_twice(
     assert 1 <= len(reads) <= 2, reads
     assert await page.locator("tbody tr").count() == 1
     await page.close()
+
+
+async def test_a_satellite_opens_from_the_keyboard_and_another_teams_is_not_found(
+    browser: Any, server: RunningServer, graphql_as: ClientFactory, make_team: TeamFactory,
+    make_satellite: SatelliteFactory,
+) -> None:
+    ours, theirs = await make_team(), await make_team()
+    mine = await make_satellite(satellite_type=SatelliteType.TEAM, team_id=ours.id)
+    other = await make_satellite(satellite_type=SatelliteType.TEAM, team_id=theirs.id)
+    member = await graphql_as(teams={ours.id: TeamRole.TEAM_USER})
+    page = await signed_in(browser, server, member)
+
+    await page.get_by_role("link", name=mine.name).focus()
+    await page.keyboard.press("Enter")
+    await page.get_by_role("heading", name=mine.name).wait_for(timeout=WAIT_MS)
+    assert page.url.endswith(f"/satellites/{mine.id}")
+    await page.go_back()  # the address is the view: back is the fleet again
+    await page.get_by_role("heading", name="Fleet").wait_for(timeout=WAIT_MS)
+
+    await page.goto(server.url(f"/satellites/{other.id}"))
+    await page.get_by_role("alert").filter(has_text="No such satellite").wait_for(
+        timeout=WAIT_MS)
+    assert other.name not in await page.content()
+    await page.close()

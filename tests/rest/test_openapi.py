@@ -12,6 +12,7 @@ from openapi_spec_validator.versions import consts as versions
 from openapi_spec_validator.versions.shortcuts import get_spec_version
 
 from app.rest.openapi import OPENAPI_PATH, REF_PREFIX, openapi_document
+from app.rest.pages import DASHBOARD_PATHS
 from app.runtime import Runtime
 from app.version import VERSION
 from app.wire.commands import CommandResultRequest, PollQuery
@@ -26,7 +27,7 @@ from tests.fixtures.server import RunningServer
 # Not satellite REST: GraphQL and the people-facing SSE streams (docs/graphql.md §1, §6).
 NOT_DOCUMENTED = ("/api/graphql", "/api/stream/", "/static/")
 # The browser pages (docs/operations.md §13) are not part of the satellite API.
-PAGES = frozenset({"/", "/login"})
+PAGES = frozenset({*DASHBOARD_PATHS, "/login"})
 
 REQUEST_MODELS: dict[tuple[str, str], type[pydantic.BaseModel]] = {
     ("post", "/api/satellites/register"): RegistrationRequest,

@@ -42,7 +42,20 @@ async def load_open_keys(rt: AlertsContext) -> None:
 
 async def raise_finding(rt: AlertsContext, finding: Finding, *, again: bool = False) -> None:
     """Open `finding`'s alert unless it is open (`again`: count the occurrence anyway),
-    when its rule is enabled for the team."""
+    when its rule is enabled for the team; from outside the engine's own passes."""
+    async with rt.alerts.lock:
+        await _raise(rt, finding, again=again)
+
+
+async def clear_finding(rt: AlertsContext, rule: AlertRule, subject: str) -> None:
+    """Resolve the open alert of (rule, subject), if there is one; from outside the
+    engine's own passes, on any instance (so the rows decide, not this one's memory)."""
+    async with rt.alerts.lock:
+        rt.alerts.open_keys.discard(open_key(rule, subject))
+        await clear_alert(rt, rule, subject)
+
+
+async def _raise(rt: AlertsContext, finding: Finding, *, again: bool = False) -> None:
     key = finding.open_key
     if key in rt.alerts.open_keys and not again:
         return
@@ -56,8 +69,7 @@ async def raise_finding(rt: AlertsContext, finding: Finding, *, again: bool = Fa
         raise
 
 
-async def clear_finding(rt: AlertsContext, rule: AlertRule, subject: str) -> None:
-    """Resolve the open alert of (rule, subject), if there is one."""
+async def _clear(rt: AlertsContext, rule: AlertRule, subject: str) -> None:
     key = open_key(rule, subject)
     if key in rt.alerts.open_keys:
         rt.alerts.open_keys.discard(key)
@@ -65,6 +77,11 @@ async def clear_finding(rt: AlertsContext, rule: AlertRule, subject: str) -> Non
 
 
 async def handle(rt: AlertsContext, channel: str, message: Message) -> None:
+    async with rt.alerts.lock:  # one pass at a time: see AlertMemory.lock
+        await _handle(rt, channel, message)
+
+
+async def _handle(rt: AlertsContext, channel: str, message: Message) -> None:
     if not rt.alerts.loaded:
         await load_open_keys(rt)
     match channel:
@@ -97,11 +114,11 @@ async def _status(rt: AlertsContext, message: Message) -> None:
     status = message.get("status")
     if status != SatelliteStatus.ACTIVE.value or message.get("online"):
         # Back online, or not expected to be online (maintenance, disabled, deleted).
-        await clear_finding(rt, AlertRule.SATELLITE_OFFLINE, satellite_id)
+        await _clear(rt, AlertRule.SATELLITE_OFFLINE, satellite_id)
         if status in (SatelliteStatus.DELETED.value, SatelliteStatus.DISABLED.value):
-            await clear_finding(rt, AlertRule.SATELLITE_DEGRADED, satellite_id)
+            await _clear(rt, AlertRule.SATELLITE_DEGRADED, satellite_id)
         return
-    await raise_finding(rt, _offline_finding(rt, satellite_id, message.get("team_id")))
+    await _raise(rt, _offline_finding(rt, satellite_id, message.get("team_id")))
 
 
 async def _heartbeats(rt: AlertsContext) -> None:
@@ -121,12 +138,12 @@ async def _heartbeats(rt: AlertsContext) -> None:
 async def _reported(rt: AlertsContext, satellite_id: str, team_id: str | None,
                     reported: str | None) -> None:
     if reported in DEGRADED_STATES:
-        await raise_finding(rt, Finding(
+        await _raise(rt, Finding(
             AlertRule.SATELLITE_DEGRADED, satellite_id,
             f"Satellite {_name(rt, satellite_id)} reports itself {reported}",
             satellite_id=satellite_id, team_id=team_id, details={"reported_status": reported}))
     else:
-        await clear_finding(rt, AlertRule.SATELLITE_DEGRADED, satellite_id)
+        await _clear(rt, AlertRule.SATELLITE_DEGRADED, satellite_id)
 
 
 async def _resources(rt: AlertsContext, satellite_id: str, team_id: str | None,
@@ -142,12 +159,12 @@ async def _resources(rt: AlertsContext, satellite_id: str, team_id: str | None,
     if not over:
         if counts.pop(satellite_id, None) is not None or (
                 open_key(AlertRule.RESOURCE_HIGH, satellite_id) in rt.alerts.open_keys):
-            await clear_finding(rt, AlertRule.RESOURCE_HIGH, satellite_id)
+            await _clear(rt, AlertRule.RESOURCE_HIGH, satellite_id)
         return
     counts[satellite_id] = counts.get(satellite_id, 0) + 1
     if counts[satellite_id] >= params["heartbeats"]:
         names = ", ".join(f"{name} {value:g}" for name, value in over.items())
-        await raise_finding(rt, Finding(
+        await _raise(rt, Finding(
             AlertRule.RESOURCE_HIGH, satellite_id,
             f"Satellite {_name(rt, satellite_id)} over its thresholds for "
             f"{counts[satellite_id]} heartbeats: {names}",
@@ -178,22 +195,22 @@ async def _event(rt: AlertsContext, message: Message) -> None:
             key = open_key(AlertRule.PROCESS_CRASH_LOOP, process)
             crashes = rt.alerts.note(key, rt.clock.monotonic(), window)
             if crashes >= settings.params["crashes"]:
-                await raise_finding(rt, Finding(
+                await _raise(rt, Finding(
                     AlertRule.PROCESS_CRASH_LOOP, process,
                     f"{slug} crashed {crashes} times in {window:g} s {at}",
                     satellite_id=satellite_id, team_id=team_id, installation_id=installation,
                     details={"crashes_in_window": crashes,
                              "exit_code": data.get("exit_code")}), again=True)
         case "mcp.server.permanently_failed":
-            await raise_finding(rt, Finding(
+            await _raise(rt, Finding(
                 AlertRule.PROCESS_FAILED, process,
                 f"{slug} failed permanently {at}: {_text(data, 'last_error') or 'no error'}",
                 satellite_id=satellite_id, team_id=team_id, installation_id=installation,
                 details={"total_crashes": data.get("total_crashes")}))
         case "mcp.server.started" | "mcp.server.restarted" | "mcp.server.respawned":
-            await clear_finding(rt, AlertRule.PROCESS_FAILED, process)
+            await _clear(rt, AlertRule.PROCESS_FAILED, process)
         case "config.error":
-            await raise_finding(rt, Finding(
+            await _raise(rt, Finding(
                 AlertRule.CONFIG_ERROR, satellite_id,
                 f"Satellite {_name(rt, satellite_id)} could not apply its configuration: "
                 f"{_text(data, 'error_message') or _text(data, 'error_type') or 'error'}",
@@ -201,7 +218,7 @@ async def _event(rt: AlertsContext, message: Message) -> None:
                 details={"error_type": data.get("error_type"),
                          "status_code": data.get("status_code")}), again=True)
         case "config.refreshed":
-            await clear_finding(rt, AlertRule.CONFIG_ERROR, satellite_id)
+            await _clear(rt, AlertRule.CONFIG_ERROR, satellite_id)
         case "security.auth.failed":
             await _auth_failure(rt, satellite_id, team_id, _text(data, "reason"))
         case "resource.limit.exceeded":
@@ -209,7 +226,7 @@ async def _event(rt: AlertsContext, message: Message) -> None:
             subject = f"{team_id}:{resource}"
             key = open_key(AlertRule.TEAM_LIMIT_EXCEEDED, subject)
             rt.alerts.note(key, rt.clock.monotonic(), 600.0)
-            await raise_finding(rt, Finding(
+            await _raise(rt, Finding(
                 AlertRule.TEAM_LIMIT_EXCEEDED, subject,
                 f"Team limit on {resource} exceeded {at}: {data.get('current_value')} of "
                 f"{data.get('limit_value')}", satellite_id=satellite_id, team_id=team_id,
@@ -224,7 +241,7 @@ async def _auth_failure(rt: AlertsContext, satellite_id: str, team_id: str | Non
     key = open_key(AlertRule.AUTH_FAILURES, satellite_id)
     failures = rt.alerts.note(key, rt.clock.monotonic(), window)
     if failures >= settings.params["failures"]:
-        await raise_finding(rt, Finding(
+        await _raise(rt, Finding(
             AlertRule.AUTH_FAILURES, satellite_id,
             f"{failures} failed client authentications in {window:g} s on "
             f"{_name(rt, satellite_id)}", satellite_id=satellite_id, team_id=team_id,
@@ -239,7 +256,7 @@ async def _failure_burst(rt: AlertsContext, message: Message) -> None:
     subject = f"address:{address}"
     rt.alerts.note(open_key(AlertRule.AUTH_FAILURES, subject), rt.clock.monotonic(),
                    settings.params["window_seconds"])
-    await raise_finding(rt, Finding(
+    await _raise(rt, Finding(
         AlertRule.AUTH_FAILURES, subject,
         f"A burst of failed satellite authentications from {address}",
         details={"address": address, "reason": message.get("reason")}), again=True)
@@ -256,15 +273,15 @@ async def _command(rt: AlertsContext, message: Message) -> None:
     if command_type == CommandType.CONFIGURE.value:
         _track_configure(rt, message)
     if status == CommandStatus.FAILED.value:
-        await raise_finding(rt, Finding(
+        await _raise(rt, Finding(
             AlertRule.COMMAND_FAILED, subject,
             f"A {command_type} command failed on {_name(rt, satellite_id)} after all attempts",
             satellite_id=satellite_id, team_id=team_id,
             details={"command_id": message.get("command_id")}), again=True)
     elif status == CommandStatus.COMPLETED.value:
-        await clear_finding(rt, AlertRule.COMMAND_FAILED, subject)
+        await _clear(rt, AlertRule.COMMAND_FAILED, subject)
         if command_type == CommandType.CONFIGURE.value:
-            await clear_finding(rt, AlertRule.CONFIG_STALE, satellite_id)
+            await _clear(rt, AlertRule.CONFIG_STALE, satellite_id)
 
 
 def _track_configure(rt: AlertsContext, message: Message) -> None:
@@ -281,11 +298,16 @@ def _track_configure(rt: AlertsContext, message: Message) -> None:
 async def tick(rt: AlertsContext, *, in_grace: bool) -> None:
     """Resolve what went quiet, raise stale configurations, square offline alerts with
     the fleet in memory (`in_grace`: just started, offline is not judged yet)."""
+    async with rt.alerts.lock:  # one pass at a time: see AlertMemory.lock
+        await _tick(rt, in_grace=in_grace)
+
+
+async def _tick(rt: AlertsContext, *, in_grace: bool) -> None:
     if not rt.alerts.loaded:
         await load_open_keys(rt)
     for key in rt.alerts.quiet(rt.clock.monotonic()):
         rule, _, subject = key.partition("|")
-        await clear_finding(rt, AlertRule(rule), subject)
+        await _clear(rt, AlertRule(rule), subject)
     await _stale_configures(rt)
     await _heartbeats(rt)
     if not in_grace:
@@ -300,7 +322,7 @@ async def _stale_configures(rt: AlertsContext) -> None:
         if waited < timedelta(seconds=settings.params["window_seconds"]):
             continue
         del rt.alerts.configures[command_id]
-        await raise_finding(rt, Finding(
+        await _raise(rt, Finding(
             AlertRule.CONFIG_STALE, satellite_id,
             f"Satellite {_name(rt, satellite_id)} has not acknowledged a configuration "
             f"change for {int(waited.total_seconds())} s", satellite_id=satellite_id,
@@ -330,9 +352,9 @@ async def _square_offline(rt: AlertsContext) -> None:
             if satellite_id in open_offline:
                 to_clear.add(satellite_id)
     for satellite_id in sorted(to_clear):
-        await clear_finding(rt, AlertRule.SATELLITE_OFFLINE, satellite_id)
+        await _clear(rt, AlertRule.SATELLITE_OFFLINE, satellite_id)
     for satellite_id, team_id in to_raise.items():
-        await raise_finding(rt, _offline_finding(rt, satellite_id, team_id))
+        await _raise(rt, _offline_finding(rt, satellite_id, team_id))
 
 
 __all__ = ["CHANNELS", "clear_finding", "handle", "load_open_keys", "raise_finding", "tick"]

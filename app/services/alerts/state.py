@@ -42,6 +42,11 @@ class AlertMemory:
     configures: dict[str, tuple[str, str | None, datetime]] = field(default_factory=dict)
     # set when a delivery is queued, so the delivery run starts at once
     deliveries_due: asyncio.Event = field(default_factory=asyncio.Event)
+    # Held by each pass of the engine (a bus message, a tick, a raise or clear from
+    # elsewhere): `open_keys` is read before and written after awaits, so two passes
+    # interleaved could re-open what the other just resolved, or replace the keys with
+    # a read taken before the other's write (an open alert then never resolves).
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def note(self, key: str, now: float, seconds: float) -> int:
         """One occurrence for `key`; how many fall within the last `seconds`."""
