@@ -37,7 +37,10 @@ async def test_an_offline_alert_opens_is_acknowledged_and_resolves_on_the_page(
 ) -> None:
     end_start_up_grace(rt)
     team = await make_team()
-    satellite = await make_satellite(satellite_type=SatelliteType.TEAM, team_id=team.id)
+    # Inactive until its first heartbeat, as a registered satellite is (an active one
+    # that never sent one would be offline, and alerted, at once).
+    satellite = await make_satellite(satellite_type=SatelliteType.TEAM, team_id=team.id,
+                                     active=False)
     await heartbeat(http, satellite)
     admin = await graphql_as(teams={team.id: TeamRole.TEAM_ADMIN})
     page = await signed_in(browser, server, admin, "/alerts", ready="Alerts")

@@ -1,7 +1,7 @@
 """Every view of the dashboard, at 1280×800 and at a phone's width (docs/operations.md
-§13): each loads with no script error, nothing is requested from another host, and at
-the phone's width the page itself never scrolls sideways (wide tables scroll inside
-their own box)."""
+§13): each loads with no script error and no error from the API, nothing is requested
+from another host, and at the phone's width the page itself never scrolls sideways
+(wide tables scroll inside their own box)."""
 
 from __future__ import annotations
 
@@ -51,6 +51,8 @@ async def test_every_view_loads_from_this_server_alone_and_fits_the_width(
         await page.goto(server.url(path))
         await page.get_by_role("heading", name=heading).first.wait_for(timeout=WAIT_MS)
         await page.wait_for_load_state("networkidle", timeout=WAIT_MS)
+        said = await page.locator(".error").all_inner_texts()
+        assert said == [], f"{path} says: {said}"  # the API refused none of its reads
         overflow = await page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at {size} width"

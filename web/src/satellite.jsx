@@ -1,7 +1,7 @@
 // One satellite: what it runs, its command queue and events (live), its metrics over an
 // hour, a day or a week, client sessions, the configuration it applies, and the actions
 // the signed-in person may take.
-import { useCallback, useMemo, useState } from "react";
+import { useCallback, useEffect, useMemo, useState } from "react";
 import { graphql } from "./api.js";
 import { Chart } from "./chart.jsx";
 import { Link } from "./router.jsx";
@@ -43,6 +43,7 @@ const COMMAND_TYPES = ["HEALTH_CHECK", "RESTART", "SPAWN", "KILL", "CONFIGURE"];
 const PRIORITIES = ["IMMEDIATE", "HIGH", "NORMAL", "LOW"];
 const OPEN_COMMANDS = ["PENDING", "ACKNOWLEDGED", "EXECUTING"];
 const KEEP = 50;
+const REFRESH_MS = 15000;
 
 const lower = (value) => value.toLowerCase().replaceAll("_", " ");
 
@@ -344,15 +345,17 @@ function Configuration({ satellite, installations }) {
 
 export function SatellitePage({ id }) {
   const viewer = useViewer();
-  const { data, error, reload } = useQuery(SATELLITE, { id });
+  // Processes, sessions and configuration change with heartbeats and events: re-read.
+  const { data, error, reload } = useQuery(SATELLITE, { id }, { every: REFRESH_MS });
   const [status, setStatus] = useState(null);
   useSubscription(STATUS_UPDATES, {}, useCallback((update) => {
     const changed = update.satelliteStatusChanged.satellite;
     if (changed.id === id) setStatus(changed);
   }, [id]));
+  useEffect(() => setStatus(null), [data]); // a fresh read supersedes earlier live changes
   const loaded = data?.satellite;
   const teamId = loaded?.teamId;
-  const installs = useQuery(teamId ? INSTALLATIONS : null, { teamId });
+  const installs = useQuery(teamId ? INSTALLATIONS : null, { teamId }, { every: REFRESH_MS });
   if (error && !loaded) return <ErrorText>{error}</ErrorText>;
   if (!data) return <p>Loading…</p>;
   if (!loaded) return <p role="alert">No such satellite, or not one you may see. <Link to="/">Back to the fleet</Link></p>;

@@ -22,6 +22,8 @@ const UPDATE = `mutation ($id: ID!, $name: String, $args: [String!], $env: JSON)
 const ROLLBACK = `mutation ($id: ID!, $revision: Int!) { rollbackInstallation(id: $id, revision: $revision) {
   id revision } }`;
 const WEEK_MS = 7 * 86400 * 1000;
+// Installation status follows the satellites' reports: re-read this often.
+const REFRESH_MS = 15000;
 
 function Install({ teamId, onInstalled }) {
   const { data, error } = useQuery(CATALOGUE);
@@ -136,7 +138,7 @@ export function TeamPage({ id }) {
   const [range] = useState(() => ({ from: new Date(Date.now() - WEEK_MS).toISOString(),
     to: new Date().toISOString() }));
   const team = useQuery(TEAM, { id, ...range });
-  const installs = useQuery(INSTALLATIONS, { teamId: id });
+  const installs = useQuery(INSTALLATIONS, { teamId: id }, { every: REFRESH_MS });
   const admin = viewer.adminOf(id);
   if (team.error && !team.data) return <ErrorText>{team.error}</ErrorText>;
   if (!team.data) return <p>Loading…</p>;

@@ -25,9 +25,9 @@ export function useViewer() {
   return useContext(ViewerContext);
 }
 
-// A query's data, re-read when `variables` change (compared as JSON) or on `reload()`;
-// a null query reads nothing (yet).
-export function useQuery(query, variables = {}) {
+// A query's data, re-read when `variables` change (compared as JSON), on `reload()`, and
+// every `every` milliseconds if given; a null query reads nothing (yet).
+export function useQuery(query, variables = {}, { every = 0 } = {}) {
   const key = JSON.stringify(variables);
   const [state, setState] = useState({ data: null, error: "" });
   const [generation, setGeneration] = useState(0);
@@ -40,6 +40,11 @@ export function useQuery(query, variables = {}) {
     return () => { current = false; };
   }, [query, key, generation]);
   const reload = useCallback(() => setGeneration((n) => n + 1), []);
+  useEffect(() => {
+    if (!every || query === null) return undefined;
+    const timer = setInterval(reload, every);
+    return () => clearInterval(timer);
+  }, [every, query, reload]);
   return { ...state, reload };
 }
 

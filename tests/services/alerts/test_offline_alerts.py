@@ -43,8 +43,13 @@ async def test_silence_opens_an_offline_alert_that_the_next_heartbeat_resolves(
 ) -> None:
     end_start_up_grace(rt)
     team_a, team_b = await make_team(), await make_team()
-    ours = await make_satellite(satellite_type=SatelliteType.TEAM, team_id=team_a.id)
-    theirs = await make_satellite(satellite_type=SatelliteType.TEAM, team_id=team_b.id)
+    # Inactive until their first heartbeat, as registered satellites are: an active one
+    # that never sent one would be offline at once, and that alert's resolution (after
+    # the first heartbeat, asynchronously) could reach the subscriptions below.
+    ours = await make_satellite(satellite_type=SatelliteType.TEAM, team_id=team_a.id,
+                                active=False)
+    theirs = await make_satellite(satellite_type=SatelliteType.TEAM, team_id=team_b.id,
+                                  active=False)
     admin_a = await graphql_as(teams={team_a.id: TeamRole.TEAM_ADMIN})
     member_b = await graphql_as(teams={team_b.id: TeamRole.TEAM_USER})
     _, secret = await create_webhook(admin_a, receiver.url, team_a.id)
