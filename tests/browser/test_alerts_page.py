@@ -57,3 +57,28 @@ async def test_an_offline_alert_opens_is_acknowledged_and_resolves_on_the_page(
     await row.locator(".alert-state").get_by_text("resolved").wait_for(timeout=WAIT_MS)
     assert await page.locator(".summary").inner_text() == "0 open or acknowledged"
     await page.close()
+
+
+async def test_a_team_administrator_turns_a_rule_off_for_the_team(
+    browser: Any, server: RunningServer, graphql_as: ClientFactory, make_team: TeamFactory,
+) -> None:
+    team = await make_team()
+    admin = await graphql_as(teams={team.id: TeamRole.TEAM_ADMIN})
+    page = await signed_in(browser, server, admin, "/alerts", ready="Alert rules")
+    row = page.locator('tr[data-rule="RESOURCE_HIGH"]')
+
+    await row.get_by_label("resource high parameters").fill("{not json")
+    await row.get_by_role("button", name="Save").click()
+    await row.get_by_role("alert").filter(has_text="not JSON").wait_for(timeout=WAIT_MS)
+
+    await row.get_by_label("resource high parameters").fill('{"cpu_percent": 75}')
+    await row.get_by_label("resource high enabled").uncheck()
+    await row.get_by_role("button", name="Save").click()
+    await row.get_by_role("button", name="Use the global settings").wait_for(timeout=WAIT_MS)
+
+    rules = await admin.data("query($t: ID) { alertRules(teamId: $t) { rule enabled params "
+                             "teamId } }", {"t": team.id})
+    [resource] = [rule for rule in rules["alertRules"] if rule["rule"] == "RESOURCE_HIGH"]
+    assert (resource["enabled"], resource["teamId"]) == (False, team.id)
+    assert resource["params"]["cpu_percent"] == 75
+    await page.close()

@@ -16,6 +16,7 @@ from app.models.enums import SatelliteType, TeamRole
 from tests.fixtures.browser import WAIT_MS, signed_in
 from tests.fixtures.graphql import ClientFactory
 from tests.fixtures.live import heartbeat, poll_commands, post_events, report_result, server_logs
+from tests.fixtures.mcp import InstallFactory
 from tests.fixtures.people import TeamFactory
 from tests.fixtures.satellites import SatelliteFactory, TestSatellite
 from tests.fixtures.server import RunningServer
@@ -121,4 +122,31 @@ async def test_a_team_member_gets_no_actions(page_as: PageAs) -> None:
     assert await page.get_by_role("form", name="Send a command").count() == 0
     for action in ("Disable", "Rotate key", "Maintenance"):
         assert await page.get_by_role("button", name=action).count() == 0
+    await page.close()
+
+
+async def test_a_team_administrator_commands_a_global_satellite_for_their_installation(
+    browser: Any, server: RunningServer, http: aiohttp.ClientSession,
+    graphql_as: ClientFactory, make_team: TeamFactory, make_satellite: SatelliteFactory,
+    install: InstallFactory,
+) -> None:
+    team, other = await make_team(), await make_team()
+    ours = await install(team.id)
+    await install(other.id)  # not theirs: never offered
+    satellite = await make_satellite()  # global: serves every team
+    admin = await graphql_as(teams={team.id: TeamRole.TEAM_ADMIN})
+    page = await signed_in(browser, server, admin, f"/satellites/{satellite.id}",
+                           ready="Commands")
+    form = page.get_by_role("form", name="Send a command")
+    choices = form.get_by_label("Installation").locator("option")
+    assert await choices.all_inner_texts() == [ours.name]  # required: no "none"
+    await form.get_by_label("Command").select_option("RESTART")
+    await form.get_by_role("button", name="Send command").click()
+    await page.locator("tr[data-command]").get_by_text("pending").wait_for(timeout=WAIT_MS)
+
+    _, polled = await poll_commands(http, satellite)
+    [command] = polled["commands"]
+    assert command["payload"]["installation_id"] == ours.id
+    assert command["payload"]["team_id"] == team.id
+    assert await page.get_by_role("button", name="Rotate key").count() == 0  # global's own
     await page.close()

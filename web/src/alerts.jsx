@@ -21,6 +21,13 @@ const ENABLE_WEBHOOK = `mutation ($id: ID!) { enableWebhook(id: $id) { id } }`;
 const DELETE_WEBHOOK = `mutation ($id: ID!) { deleteWebhook(id: $id) }`;
 const TEST_WEBHOOK = `mutation ($id: ID!) { testWebhook(id: $id) { id state } }`;
 
+const RULES = `query ($teamId: ID) { alertRules(teamId: $teamId) {
+  rule description severity enabled params teamId } }`;
+const SET_RULE = `mutation ($rule: AlertRule!, $teamId: ID, $enabled: Boolean, $params: JSON,
+                            $reset: Boolean!) {
+  setAlertRule(rule: $rule, teamId: $teamId, enabled: $enabled, params: $params, reset: $reset) {
+    rule enabled params teamId } }`;
+
 const lower = (value) => value.toLowerCase().replaceAll("_", " ");
 const hoursFromNow = (hours) => new Date(Date.now() + hours * 3600 * 1000).toISOString();
 
@@ -158,8 +165,74 @@ function Webhooks() {
   );
 }
 
+function RuleRow({ rule, teamId, onSaved }) {
+  const [enabled, setEnabled] = useState(rule.enabled);
+  const [params, setParams] = useState(JSON.stringify(rule.params));
+  // Errors (bad JSON, a refused setting) are said beside the button (`Action`).
+  const save = async (reset) => {
+    let parsed = null;
+    try {
+      parsed = JSON.parse(params);
+    } catch {
+      throw new Error("The parameters are not JSON: write an object such as {\"heartbeats\": 3}.");
+    }
+    await graphql(SET_RULE, { rule: rule.rule, teamId, enabled: reset ? null : enabled,
+      params: reset ? null : parsed, reset });
+    onSaved();
+  };
+  const label = lower(rule.rule);
+  return (
+    <tr data-rule={rule.rule}>
+      <th scope="row">{label}<br /><small>{rule.description}</small></th>
+      <td><span className={`badge severity-${rule.severity.toLowerCase()}`}>{lower(rule.severity)}</span></td>
+      <td><input type="checkbox" role="switch" checked={enabled} aria-label={`${label} enabled`}
+        onChange={(event) => setEnabled(event.target.checked)} /></td>
+      <td><input value={params} onChange={(event) => setParams(event.target.value)}
+        aria-label={`${label} parameters`} maxLength={2000} /></td>
+      <td className="buttons">
+        <Action run={() => save(false)}>Save</Action>
+        {teamId && rule.teamId && <Action run={() => save(true)} className="secondary">
+          Use the global settings</Action>}
+      </td>
+    </tr>
+  );
+}
+
+// The rules' settings: global (global administrators) or a team's overrides (its admins).
+function Rules() {
+  const viewer = useViewer();
+  const teams = viewer.teams.filter((team) => viewer.adminOf(team.id));
+  const [teamId, setTeamId] = useState(viewer.globalAdmin ? "" : teams[0]?.id ?? "");
+  const { data, error, reload } = useQuery(RULES, { teamId: teamId || null });
+  return (
+    <section aria-labelledby="rules-title">
+      <div className="toolbar">
+        <h2 id="rules-title">Alert rules</h2>
+        <label>Settings of
+          <select value={teamId} onChange={(event) => setTeamId(event.target.value)}>
+            {viewer.globalAdmin && <option value="">every team (global)</option>}
+            {teams.map((team) => <option key={team.id} value={team.id}>{team.name}</option>)}
+          </select>
+        </label>
+      </div>
+      <ErrorText>{error}</ErrorText>
+      <div className="table-wrap">
+        <table>
+          <thead><tr><th scope="col">Rule</th><th scope="col">Severity</th><th scope="col">Enabled</th>
+            <th scope="col">Parameters</th><th scope="col"><span className="visually-hidden">Actions</span></th></tr></thead>
+          <tbody>
+            {(data?.alertRules ?? []).map((rule) => (
+              <RuleRow key={`${teamId}|${rule.rule}|${rule.teamId}|${JSON.stringify(rule.params)}|${rule.enabled}`}
+                rule={rule} teamId={teamId || null} onSaved={reload} />))}
+          </tbody>
+        </table>
+      </div>
+    </section>
+  );
+}
+
 export function AlertsPage() {
   const viewer = useViewer();
   const manages = viewer.globalAdmin || viewer.teams.some((team) => viewer.adminOf(team.id));
-  return <><Alerts />{manages && <Webhooks />}</>;
+  return <><Alerts />{manages && <><Rules /><Webhooks /></>}</>;
 }

@@ -26,8 +26,14 @@ const EVENT_UPDATES = `subscription ($id: ID) { satelliteEvents(satelliteId: $id
   id type timestamp installationId data } }`;
 const STATUS_UPDATES = `subscription { satelliteStatusChanged { satellite { id status online
   lastHeartbeatAt latestMetrics processCount } } }`;
-const INSTALLATIONS = `query ($teamId: ID!) { installations(teamId: $teamId) {
-  id name status enabled configPreview } }`;
+// The installations of some teams, in one request (an alias per team).
+function installationsOf(teamIds) {
+  if (teamIds.length === 0) return null;
+  const variables = teamIds.map((_, index) => `$t${index}: ID!`).join(", ");
+  const fields = teamIds.map((_, index) => `t${index}: installations(teamId: $t${index}) {
+    id name status enabled teamId configPreview }`).join("\n");
+  return `query (${variables}) { ${fields} }`;
+}
 const HISTORY = `query ($id: ID!, $from: DateTime!, $to: DateTime!, $resolution: MetricsResolution!) {
   satellite(id: $id) { metricsHistory(from: $from, to: $to, resolution: $resolution) {
     start cpuAvg cpuMax memoryAvgMb memoryMaxMb processMax } } }`;
@@ -97,9 +103,11 @@ function Manage({ satellite, onChanged }) {
   );
 }
 
-function SendCommand({ satellite, installations }) {
-  const [form, setForm] = useState({ type: "HEALTH_CHECK", priority: "NORMAL", installationId: "",
-    payload: "" });
+// `needsInstallation`: a team's administrator commanding a global satellite may do so
+// only for an installation of their team (docs/graphql.md §2).
+function SendCommand({ satellite, installations, needsInstallation }) {
+  const [form, setForm] = useState({ type: "HEALTH_CHECK", priority: "NORMAL",
+    installationId: needsInstallation ? installations[0]?.id ?? "" : "", payload: "" });
   const [error, setError] = useState("");
   const [sent, setSent] = useState("");
   const set = (name) => (event) => setForm({ ...form, [name]: event.target.value });
@@ -136,8 +144,9 @@ function SendCommand({ satellite, installations }) {
       </label>
       {installations.length > 0 && (
         <label>Installation
-          <select value={form.installationId} onChange={set("installationId")}>
-            <option value="">none</option>
+          <select value={form.installationId} onChange={set("installationId")}
+            required={needsInstallation}>
+            {!needsInstallation && <option value="">none</option>}
             {installations.map((item) => <option key={item.id} value={item.id}>{item.name}</option>)}
           </select>
         </label>
@@ -152,7 +161,7 @@ function SendCommand({ satellite, installations }) {
   );
 }
 
-function Commands({ satellite, canCommand, installations }) {
+function Commands({ satellite, canCommand, installations, needsInstallation }) {
   const { data, error } = useQuery(COMMANDS, { id: satellite.id });
   const [live, setLive] = useState([]);
   useSubscription(COMMAND_UPDATES, { id: satellite.id }, (update) => {
@@ -168,7 +177,8 @@ function Commands({ satellite, canCommand, installations }) {
   return (
     <section aria-labelledby="commands-title">
       <h3 id="commands-title">Commands</h3>
-      {canCommand && <SendCommand satellite={satellite} installations={installations} />}
+      {canCommand && <SendCommand satellite={satellite} installations={installations}
+        needsInstallation={needsInstallation} />}
       <ErrorText>{error}</ErrorText>
       <div className="table-wrap">
         <table>
@@ -355,14 +365,22 @@ export function SatellitePage({ id }) {
   useEffect(() => setStatus(null), [data]); // a fresh read supersedes earlier live changes
   const loaded = data?.satellite;
   const teamId = loaded?.teamId;
-  const installs = useQuery(teamId ? INSTALLATIONS : null, { teamId }, { every: REFRESH_MS });
+  const global = loaded?.satelliteType === "GLOBAL";
+  // What it serves that this person may see: its team's installations, or for a global
+  // satellite those of every team they administer.
+  const teamIds = !loaded ? [] : global
+    ? viewer.teams.filter((team) => viewer.adminOf(team.id)).map((team) => team.id) : [teamId];
+  const installs = useQuery(installationsOf(teamIds),
+    Object.fromEntries(teamIds.map((team, index) => [`t${index}`, team])), { every: REFRESH_MS });
   if (error && !loaded) return <ErrorText>{error}</ErrorText>;
   if (!data) return <p>Loading…</p>;
   if (!loaded) return <p role="alert">No such satellite, or not one you may see. <Link to="/">Back to the fleet</Link></p>;
   const satellite = status ? { ...loaded, ...status } : loaded;
-  const admin = satellite.satelliteType === "GLOBAL" ? viewer.globalAdmin : viewer.adminOf(teamId);
-  const installations = installs.data?.installations ?? [];
-  const historyAllowed = satellite.satelliteType !== "GLOBAL" || viewer.globalAdmin;
+  const admin = global ? viewer.globalAdmin : viewer.adminOf(teamId);
+  const installations = Object.values(installs.data ?? {}).flat();
+  const needsInstallation = global && !viewer.globalAdmin;
+  const canCommand = admin || (needsInstallation && installations.length > 0);
+  const historyAllowed = !global || viewer.globalAdmin;
   return (
     <article aria-labelledby="satellite-title">
       <p><Link to="/">← Fleet</Link></p>
@@ -371,7 +389,8 @@ export function SatellitePage({ id }) {
       {admin && <Manage satellite={satellite} onChanged={reload} />}
       <Metrics satellite={satellite} allowed={historyAllowed} />
       <Processes processes={satellite.processes} />
-      <Commands satellite={satellite} canCommand={admin} installations={installations} />
+      <Commands satellite={satellite} canCommand={canCommand} installations={installations}
+        needsInstallation={needsInstallation} />
       <Events satellite={satellite} />
       <Sessions sessions={satellite.clientSessions} />
       <Configuration satellite={satellite} installations={installations} />
