@@ -30,8 +30,12 @@ async def test_graphiql_signs_in_and_runs_a_query_with_nothing_from_elsewhere(
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_url(f"{base}/graphql", timeout=WAIT_MS)
     await page.wait_for_load_state("networkidle", timeout=WAIT_MS)  # the schema is loaded
+    # The editor fills itself after the page loads; running before that runs nothing.
+    await page.locator(".graphiql-query-editor").get_by_text("globalRole").first.wait_for(
+        timeout=WAIT_MS)
     await page.locator(".graphiql-execute-button").click(timeout=WAIT_MS)
-    await page.get_by_text(person.user.email).last.wait_for(timeout=WAIT_MS)
+    await page.locator(".graphiql-response").get_by_text(person.user.email).first.wait_for(
+        timeout=WAIT_MS)
 
     assert hosts == {urlsplit(base).netloc}  # every request went to this server
     await page.close()
