@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from app.addresses import is_https
-from app.schema.context import SESSION_COOKIE, Info, principal_of
+from app.schema.context import SESSION_COOKIE, Info, principal_of, set_session_cookie
 from app.schema.types.people import LoginPayload, User
 from app.services.people import sessions
 
@@ -23,11 +22,7 @@ async def login(info: Info, email: str, password: str) -> LoginPayload:
         user_agent=context.request.headers.get("User-Agent"),
     )
     context.principal = result.principal
-    context.response.set_cookie(
-        SESSION_COOKIE, result.token, httponly=True, samesite="Lax",
-        secure=is_https(context.request, context.rt.settings), path="/",
-        max_age=context.rt.settings.session_idle_seconds,
-    )
+    set_session_cookie(context.rt, context.request, context.response, result.token)
     return LoginPayload(token=result.token, user=User.of(result.user))
 
 

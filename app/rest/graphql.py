@@ -40,7 +40,7 @@ from app.rest.errors import classify, json_response
 from app.rest.pages import page
 from app.rest.request_info import note_caller, request_id_of
 from app.schema import schema
-from app.schema.context import SESSION_COOKIE, Context
+from app.schema.context import SESSION_COOKIE, Context, set_session_cookie
 from app.schema.errors import INTERNAL_MESSAGE
 from app.services.context import Services
 from app.services.live.connections import SHUTDOWN, LiveConnection
@@ -103,9 +103,13 @@ class GroundstationGraphQLView(GraphQLView[Context, None]):
         self, request: web.Request, response: web.Response | web.WebSocketResponse
     ) -> Context:
         address = client_address(request, self.rt.settings)
-        principal = await authenticate_session(self.rt, session_token(request), address=address)
+        token = session_token(request)
+        principal = await authenticate_session(self.rt, token, address=address)
         if principal is not None:
             note_caller(request, user_id=principal.user_id)
+            if (token is not None and isinstance(response, web.Response)
+                    and token == request.cookies.get(SESSION_COOKIE)):
+                set_session_cookie(self.rt, request, response, token)  # slides with use
         return Context(self.rt, request, response, address, principal)
 
     def should_render_graphql_ide(self, request: Any) -> bool:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import strawberry
 from aiohttp import web
 
+from app.addresses import is_https
 from app.errors import Unauthenticated
 from app.services.people.principals import Principal
 
@@ -16,6 +17,15 @@ if TYPE_CHECKING:
     from app.services.context import Services
 
 SESSION_COOKIE = "gs_session"
+
+
+def set_session_cookie(rt: Services, request: web.Request, response: web.StreamResponse,
+                       token: str) -> None:
+    """The session cookie, valid as long as the session would be without use: set at
+    login and again on each use, so it slides with the session (docs/graphql.md §1)."""
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Lax",
+                        secure=is_https(request, rt.settings), path="/",
+                        max_age=rt.settings.session_idle_seconds)
 
 
 @dataclass
@@ -55,4 +65,4 @@ def principal_of(info: Info) -> Principal:
     return principal
 
 
-__all__ = ["SESSION_COOKIE", "Context", "Info", "principal_of"]
+__all__ = ["SESSION_COOKIE", "Context", "Info", "principal_of", "set_session_cookie"]

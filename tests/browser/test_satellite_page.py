@@ -119,6 +119,7 @@ async def test_an_administrator_disables_and_enables_the_satellite_and_rotates_i
 async def test_a_team_member_gets_no_actions(page_as: PageAs) -> None:
     page = await page_as(TeamRole.TEAM_USER)
     await page.get_by_role("heading", name="Events").wait_for(timeout=WAIT_MS)
+    await page.wait_for_load_state("networkidle", timeout=WAIT_MS)  # every read answered
     assert await page.get_by_role("form", name="Send a command").count() == 0
     for action in ("Disable", "Rotate key", "Maintenance"):
         assert await page.get_by_role("button", name=action).count() == 0
@@ -139,6 +140,7 @@ async def test_a_team_administrator_commands_a_global_satellite_for_their_instal
                            ready="Commands")
     form = page.get_by_role("form", name="Send a command")
     choices = form.get_by_label("Installation").locator("option")
+    await choices.first.wait_for(state="attached", timeout=WAIT_MS)  # comes with the installations
     assert await choices.all_inner_texts() == [ours.name]  # required: no "none"
     await form.get_by_label("Command").select_option("RESTART")
     await form.get_by_role("button", name="Send command").click()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
+from app.config import Settings
 from app.models.enums import GlobalRole, TeamRole
 from app.runtime import Runtime
 from app.schema.context import SESSION_COOKIE
@@ -16,7 +17,7 @@ from app.services.people.teams import add_team_member, create_team, remove_team_
 from app.services.people.users import create_user
 from tests.fixtures.graphql import LOGIN, ClientFactory, GraphQLClient, log_in
 from tests.fixtures.people import PASSWORD, UserFactory
-from tests.fixtures.server import eventually, make_settings, running
+from tests.fixtures.server import RunningServer, eventually, make_settings, running
 
 ME = "{ me { id email globalRole } }"
 
@@ -168,3 +169,29 @@ async def test_an_untrusted_peer_cannot_claim_https(
             "email": user.email, "password": PASSWORD}},
             headers={"X-Forwarded-Proto": "https"}) as response:
         assert not response.cookies[SESSION_COOKIE]["secure"]
+
+
+async def test_the_cookie_is_renewed_on_each_use_by_the_cookie_alone(
+    server: RunningServer, settings: Settings, make_user: UserFactory,
+) -> None:
+    user = await make_user()
+    # No cookie jar: each request carries exactly the headers given here.
+    async with aiohttp.ClientSession(base_url=server.url("/"),
+                                     cookie_jar=aiohttp.DummyCookieJar()) as http:
+        token = await log_in(http, user.email)
+        by_cookie = {"Cookie": f"{SESSION_COOKIE}={token}"}
+        async with http.post("/graphql", json={"query": ME}, headers=by_cookie) as response:
+            renewed = response.cookies[SESSION_COOKIE]
+        assert renewed.value == token  # the same session, a fresh lifetime
+        assert int(renewed["max-age"]) == settings.session_idle_seconds
+        assert renewed["httponly"]
+
+        async with http.post("/graphql", json={"query": ME},
+                             headers={"Authorization": f"Bearer {token}"}) as response:
+            assert SESSION_COOKIE not in response.cookies  # a script's header: no cookie
+        async with http.post("/graphql", json={"query": ME},
+                             headers={"Cookie": f"{SESSION_COOKIE}=not-a-session"}) as response:
+            assert SESSION_COOKIE not in response.cookies
+        async with http.post("/graphql", json={"query": "mutation { logout }"},
+                             headers=by_cookie) as response:
+            assert response.cookies[SESSION_COOKIE].value == ""  # deleted, not renewed
