@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tests.fixtures.browser import fill_login
 from tests.fixtures.demo import running_demo
 
 SATELLITES = 12
@@ -23,9 +24,7 @@ async def test_the_demo_fleet_shows_online_on_the_page(browser: Any, tmp_path: P
         page = await browser.new_page(viewport={"width": 1280, "height": 800})
         page.set_default_timeout(WAIT_MS)
         await page.goto(f"{demo.url}/")
-        await page.get_by_label("Email").fill("admin@demo.example")
-        await page.get_by_label("Password").fill(demo.password)
-        await page.get_by_role("button", name="Sign in").click()
+        await fill_login(page, "admin@demo.example", demo.password)
         await page.get_by_text(f"{SATELLITES} of the {SATELLITES} shown online").wait_for()
         assert await page.locator("tr[data-satellite]").count() == SATELLITES
         if SCREENSHOTS:

@@ -3,16 +3,19 @@ online live when it heartbeats, and a team's member sees only what they may see.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import pytest
 
 from app.models.enums import GlobalRole, SatelliteType, TeamRole
 from tests.fixtures.browser import WAIT_MS, signed_in
 from tests.fixtures.graphql import ClientFactory
 from tests.fixtures.live import heartbeat
 from tests.fixtures.people import TeamFactory
-from tests.fixtures.satellites import SatelliteFactory
+from tests.fixtures.satellites import SatelliteFactory, TestSatellite
 from tests.fixtures.server import RunningServer
 
 
@@ -34,19 +37,35 @@ async def test_a_satellite_turns_online_on_the_page_when_it_heartbeats(
     await page.close()
 
 
-async def test_a_team_member_sees_no_other_teams_satellites(
+@dataclass(frozen=True)
+class MemberOfOneTeam:
+    page: Any  # signed in as a member of the first team
+    mine: TestSatellite  # the first team's satellite
+    other: TestSatellite  # the second team's
+
+
+@pytest.fixture
+async def member_of_one_team(
     browser: Any, server: RunningServer, graphql_as: ClientFactory, make_team: TeamFactory,
     make_satellite: SatelliteFactory,
-) -> None:
+) -> AsyncIterator[MemberOfOneTeam]:
+    """Two teams with a satellite each; the fleet page of a member of the first."""
     ours, theirs = await make_team(), await make_team()
     mine = await make_satellite(satellite_type=SatelliteType.TEAM, team_id=ours.id)
     other = await make_satellite(satellite_type=SatelliteType.TEAM, team_id=theirs.id)
     member = await graphql_as(teams={ours.id: TeamRole.TEAM_USER})
     page = await signed_in(browser, server, member)
+    yield MemberOfOneTeam(page, mine, other)
+    await page.close()
+
+
+async def test_a_team_member_sees_no_other_teams_satellites(
+    member_of_one_team: MemberOfOneTeam,
+) -> None:
+    page, mine, other = member_of_one_team.page, member_of_one_team.mine, member_of_one_team.other
     await page.locator(f'tr[data-satellite="{mine.id}"]').wait_for(timeout=WAIT_MS)
     assert await page.locator(f'tr[data-satellite="{other.id}"]').count() == 0
     assert other.name not in await page.content()
-    await page.close()
 
 
 async def test_a_burst_of_changes_off_the_page_reads_the_page_once_or_twice(
@@ -74,14 +93,9 @@ async def test_a_burst_of_changes_off_the_page_reads_the_page_once_or_twice(
 
 
 async def test_a_satellite_opens_from_the_keyboard_and_another_teams_is_not_found(
-    browser: Any, server: RunningServer, graphql_as: ClientFactory, make_team: TeamFactory,
-    make_satellite: SatelliteFactory,
+    server: RunningServer, member_of_one_team: MemberOfOneTeam,
 ) -> None:
-    ours, theirs = await make_team(), await make_team()
-    mine = await make_satellite(satellite_type=SatelliteType.TEAM, team_id=ours.id)
-    other = await make_satellite(satellite_type=SatelliteType.TEAM, team_id=theirs.id)
-    member = await graphql_as(teams={ours.id: TeamRole.TEAM_USER})
-    page = await signed_in(browser, server, member)
+    page, mine, other = member_of_one_team.page, member_of_one_team.mine, member_of_one_team.other
 
     await page.get_by_role("link", name=mine.name).focus()
     await page.keyboard.press("Enter")
@@ -94,4 +108,3 @@ async def test_a_satellite_opens_from_the_keyboard_and_another_teams_is_not_foun
     await page.get_by_role("alert").filter(has_text="No such satellite").wait_for(
         timeout=WAIT_MS)
     assert other.name not in await page.content()
-    await page.close()

@@ -6,11 +6,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests.fixtures.browser import WAIT_MS, fill_login
 from tests.fixtures.graphql import ClientFactory
-from tests.fixtures.people import PASSWORD
 from tests.fixtures.server import RunningServer
-
-WAIT_MS = 15_000
 
 
 async def test_graphiql_signs_in_and_runs_a_query_with_nothing_from_elsewhere(
@@ -25,9 +23,7 @@ async def test_graphiql_signs_in_and_runs_a_query_with_nothing_from_elsewhere(
 
     await page.goto(f"{base}/graphql")
     await page.wait_for_url("**/login?next=/graphql", timeout=WAIT_MS)  # no session yet
-    await page.get_by_label("Email").fill(person.user.email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
+    await fill_login(page, person.user.email)
     await page.wait_for_url(f"{base}/graphql", timeout=WAIT_MS)
     await page.wait_for_load_state("networkidle", timeout=WAIT_MS)  # the schema is loaded
     # The editor fills itself after the page loads; running before that runs nothing.
@@ -48,9 +44,7 @@ async def test_a_wrong_password_is_said_on_the_page(
     assert person.user is not None
     page = await browser.new_page()
     await page.goto(server.url("/login"))
-    await page.get_by_label("Email").fill(person.user.email)
-    await page.get_by_label("Password").fill("not the password")
-    await page.get_by_role("button", name="Sign in").click()
+    await fill_login(page, person.user.email, "not the password")
     alert = page.get_by_role("alert")
     await alert.filter(has_text="password").wait_for(timeout=WAIT_MS)
     assert page.url.endswith("/login")

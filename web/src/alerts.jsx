@@ -3,7 +3,10 @@
 import { useMemo, useState } from "react";
 import { graphql } from "./api.js";
 import { Link } from "./router.jsx";
-import { Action, ErrorText, ShownOnce, Time, useQuery, useSubscription, useViewer } from "./ui.jsx";
+import {
+  Action, ErrorText, ShownOnce, Time, lower, newestFirst, parseTyped, useQuery, useSubscription,
+  useViewer,
+} from "./ui.jsx";
 
 const ALERT_FIELDS = `id rule subject severity state summary occurrences teamId satelliteId
   openedAt lastSeenAt resolvedAt acknowledgedAt silencedUntil`;
@@ -28,7 +31,6 @@ const SET_RULE = `mutation ($rule: AlertRule!, $teamId: ID, $enabled: Boolean, $
   setAlertRule(rule: $rule, teamId: $teamId, enabled: $enabled, params: $params, reset: $reset) {
     rule enabled params teamId } }`;
 
-const lower = (value) => value.toLowerCase().replaceAll("_", " ");
 const hoursFromNow = (hours) => new Date(Date.now() + hours * 3600 * 1000).toISOString();
 
 function AlertRow({ alert, viewer, onChanged }) {
@@ -60,12 +62,9 @@ function Alerts() {
   const [changed, setChanged] = useState({});
   const remember = (alert) => setChanged((seen) => ({ ...seen, [alert.id]: alert }));
   useSubscription(CHANGES, {}, (update) => remember(update.alertChanged.alert));
-  const alerts = useMemo(() => {
-    const loaded = (data?.alerts.edges ?? []).map((edge) => edge.node);
-    const byId = new Map(loaded.map((alert) => [alert.id, alert]));
-    for (const alert of Object.values(changed)) byId.set(alert.id, alert);
-    return [...byId.values()].sort((a, b) => Date.parse(b.openedAt) - Date.parse(a.openedAt));
-  }, [data, changed]);
+  const alerts = useMemo(() => newestFirst(
+    (data?.alerts.edges ?? []).map((edge) => edge.node), Object.values(changed), "openedAt"),
+  [data, changed]);
   const open = alerts.filter((alert) => alert.state !== "RESOLVED").length;
   return (
     <section aria-labelledby="alerts-title">
@@ -170,12 +169,7 @@ function RuleRow({ rule, teamId, onSaved }) {
   const [params, setParams] = useState(JSON.stringify(rule.params));
   // Errors (bad JSON, a refused setting) are said beside the button (`Action`).
   const save = async (reset) => {
-    let parsed = null;
-    try {
-      parsed = JSON.parse(params);
-    } catch {
-      throw new Error("The parameters are not JSON: write an object such as {\"heartbeats\": 3}.");
-    }
+    const parsed = parseTyped(params, "The parameters", '{"heartbeats": 3}');
     await graphql(SET_RULE, { rule: rule.rule, teamId, enabled: reset ? null : enabled,
       params: reset ? null : parsed, reset });
     onSaved();

@@ -5,14 +5,12 @@ import { graphql } from "./api.js";
 import { Sparkline } from "./chart.jsx";
 import { Link } from "./router.jsx";
 import { IssueToken } from "./tokens.jsx";
-import { ErrorText, Time, useSubscription, useViewer } from "./ui.jsx";
+import { ErrorText, REFRESH_MS, Time, useSubscription, useViewer } from "./ui.jsx";
 
 const PAGE = 100;
 // Changes of satellites not on the page (new ones, or on other pages) re-read the page at
 // most this often, so a burst of a thousand changes costs one read, not a thousand.
 const RELOAD_AFTER_MS = 1000;
-// Heartbeats come every 30 s; the page is re-read this often for their metrics.
-const REFRESH_MS = 15000;
 const SPARK_POINTS = 20;
 const FLEET = `query ($first: Int, $after: String, $teamId: ID, $status: SatelliteStatus,
                       $search: String) {
@@ -20,7 +18,7 @@ const FLEET = `query ($first: Int, $after: String, $teamId: ID, $status: Satelli
     totalCount pageInfo { hasNextPage endCursor }
     edges { node { id name satelliteType teamId status online lastHeartbeatAt latestMetrics
                    processCount } } } }`;
-const STATUS_CHANGES = `subscription { satelliteStatusChanged {
+export const STATUS_CHANGES = `subscription { satelliteStatusChanged {
   satellite { id status online lastHeartbeatAt latestMetrics processCount } } }`;
 export const STATUSES = ["ACTIVE", "INACTIVE", "MAINTENANCE", "DISABLED"];
 

@@ -5,7 +5,11 @@ import { useCallback, useEffect, useMemo, useState } from "react";
 import { graphql } from "./api.js";
 import { Chart } from "./chart.jsx";
 import { Link } from "./router.jsx";
-import { Action, ErrorText, Json, ShownOnce, Time, useQuery, useSubscription, useViewer } from "./ui.jsx";
+import { STATUS_CHANGES } from "./fleet.jsx";
+import {
+  Action, ErrorText, Json, REFRESH_MS, ShownOnce, Time, lower, newestFirst, parseTyped, useQuery,
+  useSubscription, useViewer,
+} from "./ui.jsx";
 
 const SATELLITE = `query ($id: ID!) { satellite(id: $id) {
   id name satelliteType teamId status online reportedStatus lastHeartbeatAt version
@@ -24,8 +28,6 @@ const EVENTS = `query ($id: ID!) { satellite(id: $id) { events(first: 25) {
   edges { node { id type timestamp installationId data } } } } }`;
 const EVENT_UPDATES = `subscription ($id: ID) { satelliteEvents(satelliteId: $id) {
   id type timestamp installationId data } }`;
-const STATUS_UPDATES = `subscription { satelliteStatusChanged { satellite { id status online
-  lastHeartbeatAt latestMetrics processCount } } }`;
 // The installations of some teams, in one request (an alias per team).
 function installationsOf(teamIds) {
   if (teamIds.length === 0) return null;
@@ -49,9 +51,6 @@ const COMMAND_TYPES = ["HEALTH_CHECK", "RESTART", "SPAWN", "KILL", "CONFIGURE"];
 const PRIORITIES = ["IMMEDIATE", "HIGH", "NORMAL", "LOW"];
 const OPEN_COMMANDS = ["PENDING", "ACKNOWLEDGED", "EXECUTING"];
 const KEEP = 50;
-const REFRESH_MS = 15000;
-
-const lower = (value) => value.toLowerCase().replaceAll("_", " ");
 
 function Summary({ satellite, viewer }) {
   const metrics = satellite.latestMetrics || {};
@@ -115,9 +114,9 @@ function SendCommand({ satellite, installations, needsInstallation }) {
     event.preventDefault();
     let payload = {};
     try {
-      payload = form.payload.trim() ? JSON.parse(form.payload) : {};
-    } catch {
-      setError("The payload is not JSON: write an object such as {\"reason\": \"manual\"}.");
+      payload = parseTyped(form.payload, "The payload", '{"reason": "manual"}', {});
+    } catch (failure) {
+      setError(failure.message);
       return;
     }
     if (form.installationId) payload = { ...payload, installation_id: form.installationId };
@@ -168,12 +167,9 @@ function Commands({ satellite, canCommand, installations, needsInstallation }) {
     setLive((seen) => [update.commandUpdated, ...seen.filter((c) => c.id !== update.commandUpdated.id)]
       .slice(0, KEEP));
   });
-  const commands = useMemo(() => {
-    const updated = new Map(live.map((command) => [command.id, command]));
-    const loaded = (data?.commands.edges ?? []).map((edge) => edge.node).filter((c) => !updated.has(c.id));
-    return [...live, ...loaded].sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt))
-      .slice(0, KEEP);
-  }, [data, live]);
+  const commands = useMemo(() => newestFirst(
+    (data?.commands.edges ?? []).map((edge) => edge.node), live, "createdAt").slice(0, KEEP),
+  [data, live]);
   return (
     <section aria-labelledby="commands-title">
       <h3 id="commands-title">Commands</h3>
@@ -358,7 +354,7 @@ export function SatellitePage({ id }) {
   // Processes, sessions and configuration change with heartbeats and events: re-read.
   const { data, error, reload } = useQuery(SATELLITE, { id }, { every: REFRESH_MS });
   const [status, setStatus] = useState(null);
-  useSubscription(STATUS_UPDATES, {}, useCallback((update) => {
+  useSubscription(STATUS_CHANGES, {}, useCallback((update) => {
     const changed = update.satelliteStatusChanged.satellite;
     if (changed.id === id) setStatus(changed);
   }, [id]));

@@ -4,7 +4,7 @@ import { useMemo, useState } from "react";
 import { graphql } from "./api.js";
 import { Chart } from "./chart.jsx";
 import { IssueToken } from "./tokens.jsx";
-import { Action, ErrorText, Json, Time, useQuery, useViewer } from "./ui.jsx";
+import { Action, ErrorText, Json, REFRESH_MS, Time, parseTyped, useQuery, useViewer } from "./ui.jsx";
 
 const TEAM = `query ($id: ID!, $from: DateTime!, $to: DateTime!) { team(id: $id) {
   id name slug maxProcesses maxMemoryPerProcessMb maxCpuPercent
@@ -22,8 +22,6 @@ const UPDATE = `mutation ($id: ID!, $name: String, $args: [String!], $env: JSON)
 const ROLLBACK = `mutation ($id: ID!, $revision: Int!) { rollbackInstallation(id: $id, revision: $revision) {
   id revision } }`;
 const WEEK_MS = 7 * 86400 * 1000;
-// Installation status follows the satellites' reports: re-read this often.
-const REFRESH_MS = 15000;
 
 function Install({ teamId, onInstalled }) {
   const { data, error } = useQuery(CATALOGUE);
@@ -66,9 +64,9 @@ function Edit({ installation, onSaved }) {
     event.preventDefault();
     let env = null;
     try {
-      env = form.env.trim() ? JSON.parse(form.env) : null;
-    } catch {
-      setError("Environment is not JSON: write an object such as {\"API_KEY\": \"…\"}.");
+      env = parseTyped(form.env, "Environment", '{"API_KEY": "…"}', null);
+    } catch (failure) {
+      setError(failure.message);
       return;
     }
     setError("");

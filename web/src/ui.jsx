@@ -5,6 +5,31 @@ import { graphql, subscribe } from "./api.js";
 
 export const ViewerContext = createContext(null);
 
+// Views re-read what changes with heartbeats (every 30 s) and events this often.
+export const REFRESH_MS = 15000;
+
+// An API enum word for people: "HEALTH_CHECK" → "health check".
+export const lower = (value) => value.toLowerCase().replaceAll("_", " ");
+
+// The JSON a person typed (`empty` when blank, if given), or an Error that says what
+// to write.
+export function parseTyped(text, what, example, empty = undefined) {
+  if (!text.trim() && empty !== undefined) return empty;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`${what} is not JSON: write an object such as ${example}.`);
+  }
+}
+
+// Rows read once and the same rows changed live since (those win), one per id,
+// newest first by the time in `field`.
+export function newestFirst(loaded, changed, field) {
+  const byId = new Map(loaded.map((row) => [row.id, row]));
+  for (const row of changed) byId.set(row.id, row);
+  return [...byId.values()].sort((a, b) => Date.parse(b[field]) - Date.parse(a[field]));
+}
+
 // The signed-in person: `adminOf(teamId)` mirrors the API's rules for hiding what they
 // cannot do (the API enforces them either way; docs/graphql.md §2).
 export function viewerOf(me, teams) {
